@@ -1,0 +1,63 @@
+"""The `defectd` console script: one entry point, one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+# Subcommand modules, imported only when the parser is built. Each defines
+# `register(subparsers)`, which adds its parser and sets `handler(args) -> int`.
+COMMANDS: tuple[str, ...] = (
+    "daemon.commands.synth",
+    "daemon.commands.score",
+    "daemon.commands.bench",
+)
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line without a traceback, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full `defectd` argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="defectd",
+        description="Steel-strip surface defect inspection: synthesise, score, serve.",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log debug messages to stderr"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `defectd` subcommand and return its exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        status: int = args.handler(args)
+    except (CommandError, ValueError, OSError) as exc:
+        # Input problems (bad files, malformed rows, wrong options) are ValueError/OSError
+        # subclasses with messages that name the fix; -v shows the traceback too.
+        if args.verbose:
+            raise
+        print(f"defectd {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"defectd {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

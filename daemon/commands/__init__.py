@@ -1,0 +1,1 @@
+"""One module per `defectd` subcommand; each exposes `register(subparsers)`."""

@@ -1,0 +1,61 @@
+"""`defectd bench`: micro-benchmarks that print (and optionally record) their numbers."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shlex
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from engines.benchmarks import BenchResult, format_table, machine_summary
+
+SUITES = ("rle", "synth")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `bench` subcommand."""
+    parser = subparsers.add_parser(
+        "bench",
+        help="micro-benchmarks (RLE, synthetic line); prints a markdown table",
+        description="Run micro-benchmarks. Medians of many repeats; compare within one run.",
+    )
+    parser.add_argument("suites", nargs="*", choices=[*SUITES, []], default=list(SUITES),
+                        metavar="SUITE", help=f"which to run: {', '.join(SUITES)} (default all)")
+    parser.add_argument("--repeats", type=int, default=300, help="timed calls per case")
+    parser.add_argument("--labels", type=Path,
+                        help="a Severstal train.csv whose real masks become extra RLE cases")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen suites and print a markdown block for docs/benchmarks.md."""
+    if args.repeats < 1:
+        raise ValueError("--repeats must be at least 1")
+    results: list[BenchResult] = []
+    for suite in args.suites or SUITES:
+        if suite == "rle":
+            from engines.benchmarks import rle
+
+            results += rle.run(args.repeats, args.labels)
+        elif suite == "synth":
+            from engines.benchmarks import synth
+
+            results += synth.run(args.repeats)
+    command = "defectd " + " ".join(shlex.quote(a) for a in sys.argv[2:] or args.suites)
+    header = (
+        f"Machine: {machine_summary()}  \n"
+        f"Date: {dt.date.today().isoformat()}  \n"
+        f"Command: `{command}`\n"
+    )
+    print(header)
+    print(format_table(results))
+    if args.json:
+        args.json.write_text(
+            json.dumps({"machine": machine_summary(), "command": command,
+                        "results": [asdict(r) for r in results]}, indent=2)
+        )
+    return 0

@@ -1,0 +1,1 @@
+"""Model definition, datasets, losses and the train / tune / export loops (needs defectd[train])."""
