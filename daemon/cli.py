@@ -27,9 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="defectd",
         description="Steel-strip surface defect inspection: synthesise, score, serve.",
     )
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="log debug messages to stderr"
-    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(name).register(subparsers)

@@ -87,9 +87,7 @@ def _detect_layout(header: list[str], path: Path) -> Layout:
     )
 
 
-def _split_row(
-    row: dict[str, str], layout: Layout
-) -> tuple[str, str, str]:
+def _split_row(row: dict[str, str], layout: Layout) -> tuple[str, str, str]:
     """(image_id, class text, rle) of one CSV row in either layout."""
     rle = (row.get("EncodedPixels") or "").strip()
     if layout == "new":
@@ -131,9 +129,7 @@ def read_labels(
                 problems.append(f"{where}: {image_id}: class {class_text!r} is not an integer")
                 continue
             if not 1 <= class_id <= num_classes:
-                problems.append(
-                    f"{where}: {image_id}: class {class_id} is not in 1..{num_classes}"
-                )
+                problems.append(f"{where}: {image_id}: class {class_id} is not in 1..{num_classes}")
                 continue
             first = table.lines.get((image_id, class_id))
             if first is not None:

@@ -46,9 +46,7 @@ def _parse_values(rle: str) -> npt.NDArray[np.int64]:
             int(token)
         except ValueError:
             kind = "start" if index % 2 == 0 else "length"
-            raise RLEError(
-                f"token {index + 1} ({token!r}, a {kind}) is not an integer"
-            ) from None
+            raise RLEError(f"token {index + 1} ({token!r}, a {kind}) is not an integer") from None
     raise RLEError("a value does not fit in a 64-bit integer")
 
 

@@ -136,9 +136,7 @@ def score(
     truth does not know raise ScoreError naming them.
     """
     if truth.num_classes != pred.num_classes:
-        raise ScoreError(
-            f"truth has {truth.num_classes} classes, prediction {pred.num_classes}"
-        )
+        raise ScoreError(f"truth has {truth.num_classes} classes, prediction {pred.num_classes}")
     images = sorted(set(truth.masks).union(extra_truth_images))
     if not images:
         raise ScoreError("the truth names no images: nothing to score")

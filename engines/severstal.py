@@ -37,7 +37,9 @@ class Sample:
     @property
     def classes(self) -> tuple[int, ...]:
         """1-based classes with at least one labelled pixel."""
-        return tuple(int(c) + 1 for c in np.flatnonzero(self.masks.reshape(len(self.masks), -1).any(1)))
+        return tuple(
+            int(c) + 1 for c in np.flatnonzero(self.masks.reshape(len(self.masks), -1).any(1))
+        )
 
 
 def list_images(folder: Path) -> list[str]:
@@ -75,7 +77,10 @@ class SeverstalDataset:
         if self.missing_images:
             log.warning(
                 "%s: %d image(s) named in %s have no file in %s/ and are left out",
-                self.root, len(self.missing_images), labels_name, images_name,
+                self.root,
+                len(self.missing_images),
+                labels_name,
+                images_name,
             )
 
     def __len__(self) -> int:

@@ -6,7 +6,6 @@ import argparse
 import datetime as dt
 import json
 import shlex
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,11 +21,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="micro-benchmarks (RLE, synthetic line); prints a markdown table",
         description="Run micro-benchmarks. Medians of many repeats; compare within one run.",
     )
-    parser.add_argument("suites", nargs="*", choices=[*SUITES, []], default=list(SUITES),
-                        metavar="SUITE", help=f"which to run: {', '.join(SUITES)} (default all)")
+    parser.add_argument(
+        "suites",
+        nargs="*",
+        default=list(SUITES),
+        metavar="SUITE",
+        help=f"which to run: {', '.join(SUITES)} (default all)",
+    )
     parser.add_argument("--repeats", type=int, default=300, help="timed calls per case")
-    parser.add_argument("--labels", type=Path,
-                        help="a Severstal train.csv whose real masks become extra RLE cases")
+    parser.add_argument(
+        "--labels", type=Path, help="a Severstal train.csv whose real masks become extra RLE cases"
+    )
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.set_defaults(handler=run)
 
@@ -35,8 +40,11 @@ def run(args: argparse.Namespace) -> int:
     """Run the chosen suites and print a markdown block for docs/benchmarks.md."""
     if args.repeats < 1:
         raise ValueError("--repeats must be at least 1")
+    unknown = sorted(set(args.suites) - set(SUITES))
+    if unknown:
+        raise ValueError(f"unknown suite(s) {', '.join(unknown)}; choose from {', '.join(SUITES)}")
     results: list[BenchResult] = []
-    for suite in args.suites or SUITES:
+    for suite in args.suites:
         if suite == "rle":
             from engines.benchmarks import rle
 
@@ -45,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
             from engines.benchmarks import synth
 
             results += synth.run(args.repeats)
-    command = "defectd " + " ".join(shlex.quote(a) for a in sys.argv[2:] or args.suites)
+    words = ["defectd", "bench", *args.suites, "--repeats", str(args.repeats)]
+    if args.labels:
+        words += ["--labels", str(args.labels)]
+    command = " ".join(shlex.quote(word) for word in words)
     header = (
         f"Machine: {machine_summary()}  \n"
         f"Date: {dt.date.today().isoformat()}  \n"
@@ -55,7 +66,13 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(results))
     if args.json:
         args.json.write_text(
-            json.dumps({"machine": machine_summary(), "command": command,
-                        "results": [asdict(r) for r in results]}, indent=2)
+            json.dumps(
+                {
+                    "machine": machine_summary(),
+                    "command": command,
+                    "results": [asdict(r) for r in results],
+                },
+                indent=2,
+            )
         )
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -57,11 +58,21 @@ def run(repeats: int = 300, labels: Path | None = None) -> list[BenchResult]:
         runs = len(rle.split()) // 2
         note = f"{runs} runs"
         results.append(
-            summarise("rle", f"encode, {name}", time_calls(lambda: encode(mask), repeats),
-                      TARGET_MS, note)
+            summarise(
+                "rle",
+                f"encode, {name}",
+                time_calls(partial(encode, mask), repeats),
+                TARGET_MS,
+                note,
+            )
         )
         results.append(
-            summarise("rle", f"decode, {name}", time_calls(lambda: decode(rle), repeats),
-                      TARGET_MS, note)
+            summarise(
+                "rle",
+                f"decode, {name}",
+                time_calls(partial(decode, rle), repeats),
+                TARGET_MS,
+                note,
+            )
         )
     return results

@@ -90,5 +90,5 @@ def test_write_then_read_back(tmp_path: Path, layout: str) -> None:
 
 
 def test_set_rejects_bad_class() -> None:
-    with pytest.raises(ValueError, match="not in 1..4"):
+    with pytest.raises(ValueError, match=r"not in 1\.\.4"):
         LabelTable().set("a.jpg", 0, "")

@@ -53,7 +53,7 @@ def test_wrong_size_is_reported_by_file(tmp_path: Path) -> None:
 def test_unreadable_image(tmp_path: Path) -> None:
     root = make_folder(tmp_path, "ImageId,ClassId,EncodedPixels\n", {})
     (root / "train_images" / "broken.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(DatasetError, match="broken.jpg: cannot be read"):
+    with pytest.raises(DatasetError, match=r"broken\.jpg: cannot be read"):
         SeverstalDataset(root, shape=SHAPE)[0]
 
 

@@ -35,8 +35,9 @@ def test_json_report_old_layout_prediction(
         + "".join(f"a.jpg_{c},{'1 100' if c == 1 else ''}\n" for c in range(1, 5))
         + "".join(f"clean.jpg_{c},\n" for c in range(1, 5)),
     )
-    assert main(["score", "--truth", str(truth_dir / "train.csv"), "--pred", str(pred),
-                 "--json"]) == 0
+    assert (
+        main(["score", "--truth", str(truth_dir / "train.csv"), "--pred", str(pred), "--json"]) == 0
+    )
     report = json.loads(capsys.readouterr().out)
     # 3 images (clean.jpg comes from train_images/) × 4 classes; only b.jpg class 3 is missed.
     assert report["pairs"] == 12
