@@ -1,0 +1,86 @@
+"""`defectd synth`: write a synthetic Severstal-layout dataset and/or a contact sheet."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from engines.synth import SyntheticLine, write_contact_sheet, write_dataset
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `synth` subcommand."""
+    parser = subparsers.add_parser(
+        "synth",
+        help="generate labelled synthetic steel frames (Severstal layout) or a preview sheet",
+        description=(
+            "Generate synthetic 1600×256 steel frames with Severstal-like labels: "
+            "OUT/train_images/*.jpg and OUT/train.csv. Deterministic by --seed."
+        ),
+    )
+    parser.add_argument("--out", type=Path, help="dataset directory (empty, or use --force)")
+    parser.add_argument("--count", type=int, help="frames to write (required with --out)")
+    parser.add_argument("--seed", type=int, default=0, help="line seed (default 0)")
+    parser.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality 1-100")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace train.csv and train_images/*.jpg in a non-empty --out",
+    )
+    parser.add_argument("--preview", type=Path, help="also write a contact-sheet PNG here")
+    parser.add_argument(
+        "--preview-count", type=int, default=8, help="frames on the contact sheet (default 8)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the dataset and/or the preview, then print a one-paragraph summary."""
+    if args.out is None and args.preview is None:
+        raise ValueError("nothing to do: give --out DIR --count N, or --preview FILE.png")
+    if args.out is not None and args.count is None:
+        raise ValueError("--out needs --count N (how many frames to write)")
+    if args.count is not None and args.count < 1:
+        raise ValueError(f"--count must be at least 1, got {args.count}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be non-negative, got {args.seed}")
+    if args.preview_count < 1:
+        raise ValueError(f"--preview-count must be at least 1, got {args.preview_count}")
+    if args.preview is not None and args.preview.suffix.lower() != ".png":
+        raise ValueError(f"--preview {args.preview} must end in .png")
+
+    lines = []
+    preview_count = args.preview_count
+    if args.out is not None:
+        from tqdm import tqdm  # only needed when writing; keeps `defectd --help` light
+
+        bars: list[tqdm[None]] = []  # opened on the first frame, after the directory checks
+
+        def progress(done: int) -> None:
+            if not bars:
+                bars.append(tqdm(total=args.count, unit="frame", desc="synth", leave=False))
+            bars[0].update(done - bars[0].n)
+
+        try:
+            summary = write_dataset(
+                args.out,
+                args.count,
+                args.seed,
+                jpeg_quality=args.jpeg_quality,
+                progress=progress,
+                overwrite=args.force,
+            )
+        finally:
+            for bar in bars:
+                bar.close()
+        lines.append(summary.describe())
+        preview_count = min(preview_count, args.count)  # only frames that were written
+    if args.preview is not None:
+        # Frames are deterministic by (seed, index): these are the written frames 0..n-1.
+        frames = list(SyntheticLine(args.seed).frames(preview_count))
+        write_contact_sheet(args.preview, frames)
+        lines.append(
+            f"Contact sheet of frames 0-{preview_count - 1} (seed {args.seed}): {args.preview}."
+        )
+    print(" ".join(lines))
+    return 0
