@@ -1,0 +1,14 @@
+"""DeepLabV3+ in plain PyTorch: encoder registry, decoder blocks, heads and the model wiring."""
+
+from training.model.encoders import ENCODERS, build_encoder, load_imagenet_weights
+from training.model.model import DeepLabV3Plus, ModelConfig, ModelOutput, build_model
+
+__all__ = [
+    "ENCODERS",
+    "DeepLabV3Plus",
+    "ModelConfig",
+    "ModelOutput",
+    "build_encoder",
+    "build_model",
+    "load_imagenet_weights",
+]
