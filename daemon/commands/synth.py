@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from engines.synth import SyntheticLine, write_contact_sheet, write_dataset
+from engines.synth.report import measure_line
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,15 +32,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--preview-count", type=int, default=8, help="frames on the contact sheet (default 8)"
     )
+    parser.add_argument(
+        "--stats",
+        action="store_true",
+        help="measure --count frames against the real Severstal statistics and print them",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Write the dataset and/or the preview, then print a one-paragraph summary."""
-    if args.out is None and args.preview is None:
-        raise ValueError("nothing to do: give --out DIR --count N, or --preview FILE.png")
-    if args.out is not None and args.count is None:
-        raise ValueError("--out needs --count N (how many frames to write)")
+    if args.out is None and args.preview is None and not args.stats:
+        raise ValueError(
+            "nothing to do: give --out DIR --count N, --preview FILE.png, or --stats --count N"
+        )
+    if (args.out is not None or args.stats) and args.count is None:
+        raise ValueError("--out and --stats need --count N (how many frames)")
     if args.count is not None and args.count < 1:
         raise ValueError(f"--count must be at least 1, got {args.count}")
     if args.seed < 0:
@@ -82,5 +90,13 @@ def run(args: argparse.Namespace) -> int:
         lines.append(
             f"Contact sheet of frames 0-{preview_count - 1} (seed {args.seed}): {args.preview}."
         )
-    print(" ".join(lines))
+    if args.stats:
+        from tqdm import tqdm
+
+        with tqdm(total=args.count, unit="frame", desc="measure", leave=False) as bar:
+            statistics = measure_line(
+                SyntheticLine(args.seed), args.count, lambda done: bar.update(done - bar.n)
+            )
+        lines.append("\n" + statistics.describe())
+    print(" ".join(lines).strip())
     return 0

@@ -50,6 +50,7 @@ def test_synth_preview_only(tmp_path: Path) -> None:
     [
         (["synth"], "nothing to do"),
         (["synth", "--out", "x"], "--count"),
+        (["synth", "--stats"], "--count"),
         (["synth", "--preview", "sheet.jpg"], ".png"),
     ],
 )
@@ -58,6 +59,14 @@ def test_synth_usage_errors(
 ) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_synth_stats_compares_with_real_statistics(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["synth", "--stats", "--count", "40", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("40 frames: defect-free ")
+    assert "pixels in two classes: 0" in out
+    assert "(0.410)" in out  # the real class-3 share is printed beside the measured one
 
 
 def test_benchmark_cases() -> None:
