@@ -20,3 +20,26 @@ def severstal_dir() -> Path:
             "(set DEFECTD_SEVERSTAL to a folder with train.csv and train_images/)"
         )
     return SEVERSTAL
+
+
+def _cuda_available() -> str | None:
+    """None when a CUDA device is usable from torch, else why not."""
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed (pip install 'defectd[train]')"
+    if not torch.cuda.is_available():
+        return "no CUDA device visible to torch"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip `gpu`-marked tests cleanly, with the reason, where there is no CUDA device."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    reason = _cuda_available()
+    if reason is None:
+        return
+    for item in gpu_items:
+        item.add_marker(pytest.mark.skip(reason=f"gpu test: {reason}"))
