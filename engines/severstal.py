@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engines.labels import LabelTable, read_labels
+from engines.masks import present_classes
 from engines.rle import SEVERSTAL_SHAPE, decode
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,7 @@ class Sample:
     @property
     def classes(self) -> tuple[int, ...]:
         """1-based classes with at least one labelled pixel."""
-        return tuple(
-            int(c) + 1 for c in np.flatnonzero(self.masks.reshape(len(self.masks), -1).any(1))
-        )
+        return present_classes(self.masks)
 
 
 def list_images(folder: Path) -> list[str]:

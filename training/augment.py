@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from engines.masks import present_classes
+
 Image = npt.NDArray[np.uint8]
 Masks = npt.NDArray[np.uint8]
 
@@ -107,9 +109,9 @@ def augment(
     image: Image, masks: Masks, config: AugmentConfig, rng: np.random.Generator
 ) -> tuple[Image, Masks]:
     """One training view of a frame: blackout, crop, flips, brightness/contrast."""
-    present = np.flatnonzero(masks.reshape(len(masks), -1).any(axis=1))
-    if present.size and rng.random() < config.blackout:
-        image, masks = defect_blackout(image, masks, int(rng.choice(present)), rng)
+    present = present_classes(masks)
+    if present and rng.random() < config.blackout:
+        image, masks = defect_blackout(image, masks, int(rng.choice(present)) - 1, rng)
     if config.crop is not None:
         image, masks = random_crop(image, masks, config.crop, rng)
     if rng.random() < config.hflip:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from engines.masks import present_classes
 from engines.synth.defects import PAINTERS, outline
 from engines.synth.marks import FOOTPRINT_LEVEL, MARK_PAINTERS
 from engines.synth.stats import (
@@ -84,7 +85,7 @@ class SynthFrame:
     @property
     def classes(self) -> tuple[int, ...]:
         """1-based ids of the classes with at least one labelled pixel."""
-        return tuple(c + 1 for c in range(NUM_CLASSES) if self.masks[c].any())
+        return present_classes(self.masks)
 
 
 def image_id(seed: int, index: int) -> str:
