@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -14,6 +15,12 @@ COMMANDS: tuple[str, ...] = (
     "daemon.commands.synth",
     "daemon.commands.score",
     "daemon.commands.bench",
+    "daemon.commands.train",
+    "daemon.commands.export",
+    "daemon.commands.tune",
+    "daemon.commands.evaluate",
+    "daemon.commands.predict",
+    "daemon.commands.inspect",
 )
 
 
@@ -36,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `defectd` subcommand and return its exit status."""
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(arguments)
+    # What produced an artefact is recorded with it (model cards, training runs).
+    args.command_line = shlex.join(["defectd", *arguments])
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

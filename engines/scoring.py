@@ -117,6 +117,15 @@ def dice(truth_rle: str, pred_rle: str, shape: tuple[int, int] = SEVERSTAL_SHAPE
     return 2.0 * shared / float(t_lengths.sum() + p_lengths.sum())
 
 
+def mask_dice(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Kaggle Dice of two H×W 0/1 masks: 1.0 when both are empty, 0.0 when exactly one is."""
+    truth_area, pred_area = int(np.count_nonzero(truth)), int(np.count_nonzero(pred))
+    if truth_area == 0 and pred_area == 0:
+        return 1.0
+    shared = int(np.count_nonzero(np.logical_and(truth, pred)))
+    return 2.0 * shared / float(truth_area + pred_area)
+
+
 def _name_some(ids: list[str]) -> str:
     shown = ", ".join(ids[:MAX_NAMED])
     return shown + (f" ... and {len(ids) - MAX_NAMED} more" if len(ids) > MAX_NAMED else "")
@@ -179,3 +188,22 @@ def score(
         classes=classes,
         missing_predictions=missing,
     )
+
+
+def class_confusion(truth: LabelTable, pred: LabelTable, images: Iterable[str]) -> list[list[int]]:
+    """Image-level confusion of classes, (C+1)×(C+1): rows truth, columns prediction.
+
+    Entry [t][p] counts images whose truth has class t and whose prediction has class p
+    (1-based; index 0 is "none": no class at all). Classes co-occur, so an image can count
+    in several cells; the diagonal is the per-class TP and row t, column 0 the sheets of
+    class t that were flagged with nothing.
+    """
+    size = truth.num_classes + 1
+    matrix = [[0] * size for _ in range(size)]
+    for image in images:
+        t_classes = truth.classes(image) or (0,)
+        p_classes = pred.classes(image) or (0,)
+        for t in t_classes:
+            for p in p_classes:
+                matrix[t][p] += 1
+    return matrix

@@ -48,6 +48,17 @@ def list_images(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def read_grey(path: Path, shape: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    """A grey H×W image; DatasetError naming the file if unreadable or not `shape`."""
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise DatasetError(f"{path}: cannot be read as an image")
+    if image.shape != shape:
+        height, width = image.shape
+        raise DatasetError(f"{path}: image is {width}×{height}, expected {shape[1]}×{shape[0]}")
+    return np.asarray(image, dtype=np.uint8)
+
+
 class SeverstalDataset:
     """A Severstal-layout folder as an indexable dataset of `Sample`s."""
 
@@ -95,16 +106,7 @@ class SeverstalDataset:
 
     def load_image(self, image_id: str) -> npt.NDArray[np.uint8]:
         """The grey H×W image; DatasetError naming the file if unreadable or the wrong size."""
-        path = self.images_dir / image_id
-        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if image is None:
-            raise DatasetError(f"{path}: cannot be read as an image")
-        if image.shape != self.shape:
-            height, width = image.shape
-            raise DatasetError(
-                f"{path}: image is {width}×{height}, expected {self.shape[1]}×{self.shape[0]}"
-            )
-        return np.asarray(image, dtype=np.uint8)
+        return read_grey(self.images_dir / image_id, self.shape)
 
     def load_masks(self, image_id: str) -> npt.NDArray[np.uint8]:
         """The C×H×W uint8 masks of `image_id` decoded from its rows (zeros if it has none)."""

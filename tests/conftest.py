@@ -43,3 +43,49 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     for item in gpu_items:
         item.add_marker(pytest.mark.skip(reason=f"gpu test: {reason}"))
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 synthetic frames (seed 3) in the Severstal layout."""
+    from engines.synth import write_dataset
+
+    root = tmp_path_factory.mktemp("tiny-data")
+    write_dataset(root, count=24, seed=3, overwrite=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model trained 3 short epochs on `tiny_data` (run directory)."""
+    pytest.importorskip("torch", reason="training needs defectd[train] (torch)")
+    from training.augment import AugmentConfig
+    from training.model.model import ModelConfig
+    from training.trainer import TrainConfig, Trainer
+
+    out = tmp_path_factory.mktemp("tiny-run") / "run"
+    config = TrainConfig(
+        data=str(tiny_data),
+        out=str(out),
+        model=ModelConfig(encoder_width=0.125, decoder_channels=16),
+        augment=AugmentConfig(crop=(128, 256)),
+        epochs=3,
+        batch_size=4,
+        steps_per_epoch=6,
+        val_split=0.25,
+        lr=3e-3,
+        seed=5,
+        workers=0,
+    )
+    Trainer(config, command="defectd train (test fixture)").run(progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`tiny_run` exported to a model directory (FP32 + FP16 ONNX and card)."""
+    from training.export import export_model
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    export_model(tiny_run, out, "tiny", "0.0.1", "defectd export (test fixture)")
+    return out

@@ -81,3 +81,32 @@ def test_to_dict_has_derived_metrics() -> None:
     assert data["pairs"] == 4
     assert data["classes"][0]["recall"] == 1.0
     assert data["classes"][1]["precision"] is None
+
+
+def test_mask_dice_matches_the_kaggle_rules() -> None:
+    from engines.scoring import mask_dice
+
+    empty = np.zeros((4, 4), np.uint8)
+    full = np.ones((4, 4), np.uint8)
+    half = empty.copy()
+    half[:2] = 1
+    assert mask_dice(empty, empty) == 1.0
+    assert mask_dice(empty, full) == 0.0
+    assert mask_dice(full, half) == pytest.approx(2 * 8 / (16 + 8))
+
+
+def test_class_confusion_counts_images() -> None:
+    from engines.labels import LabelTable
+    from engines.scoring import class_confusion
+
+    truth, pred = LabelTable(), LabelTable()
+    truth.set("a", 3, "1 5")
+    pred.set("a", 3, "1 4")
+    truth.set("b", 1, "1 5")  # missed
+    pred.set("c", 4, "9 2")  # false alarm on a clean sheet
+    matrix = class_confusion(truth, pred, ["a", "b", "c", "d"])
+    assert matrix[3][3] == 1
+    assert matrix[1][0] == 1
+    assert matrix[0][4] == 1
+    assert matrix[0][0] == 1  # d: clean and predicted clean
+    assert sum(map(sum, matrix)) == 4

@@ -1,0 +1,50 @@
+"""`defectd predict`: a Kaggle submission CSV for a folder of frames."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from daemon.commands.model_options import add_model_arguments, open_model, progress_bar
+from engines.inference import to_labels
+from engines.labels import write_labels
+from engines.severstal import list_images
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `predict` subcommand."""
+    parser = subparsers.add_parser(
+        "predict",
+        help="write a Kaggle submission CSV for a folder of frames",
+        description=(
+            "Run the model over every image in --images and write a Kaggle submission: "
+            "by default the competition's submission layout ImageId_ClassId,EncodedPixels "
+            "with a row for every (image, class); --layout new writes "
+            "ImageId,ClassId,EncodedPixels rows for the masks found."
+        ),
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--images", type=Path, required=True, help="folder of 1600×256 frames")
+    parser.add_argument("--out", type=Path, required=True, help="CSV to write")
+    parser.add_argument("--layout", choices=("old", "new"), default="old")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict and write the CSV."""
+    card, predictor = open_model(args)
+    ids = list_images(args.images)
+    if not ids:
+        raise ValueError(f"{args.images} holds no .jpg/.jpeg/.png images")
+    bar, update = progress_bar(args, len(ids), "predict")
+    with bar:
+        table = to_labels(
+            predictor.run_folder(args.images, ids, args.batch_size, progress=update),
+            card.num_classes,
+        )
+    partial = args.out.with_name(args.out.name + ".partial")
+    rows = write_labels(partial, table, layout=args.layout, image_ids=ids)
+    partial.replace(args.out)
+    flagged = sum(1 for i in ids if table.classes(i))
+    print(f"wrote {args.out}: {rows} rows for {len(ids)} images, {flagged} with defects")
+    return 0

@@ -1,0 +1,101 @@
+"""`defectd train`: train DeepLabV3+ with the presence head on a Severstal-layout folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from daemon.commands.score import parse_shape
+from daemon.commands.torch_check import require_torch
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `train` subcommand."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train the segmentation model (needs defectd[train])",
+        description=(
+            "Train DeepLabV3+ (masks + class presence) on a Severstal-layout folder "
+            "(train.csv + train_images/, e.g. from `defectd synth`). Random crops for "
+            "training, full frames for validation; the best epoch by validation Kaggle Dice "
+            "is kept as OUT/best.pt. Interrupt at any time and continue with --resume."
+        ),
+    )
+    parser.add_argument("--data", type=Path, required=True, help="Severstal-layout folder")
+    parser.add_argument("--out", type=Path, required=True, help="run directory, e.g. runs/NAME")
+    parser.add_argument("--encoder", default="resnet18", help="resnet18|resnet34|resnet50")
+    parser.add_argument(
+        "--encoder-width", type=float, default=1.0, help="channel multiplier (0.25 = CPU model)"
+    )
+    parser.add_argument("--decoder-channels", type=int, default=256, help="ASPP/decoder width")
+    parser.add_argument("--output-stride", type=int, default=16, choices=(8, 16))
+    parser.add_argument("--in-channels", type=int, default=1, choices=(1, 3))
+    parser.add_argument(
+        "--encoder-weights", type=Path, help="torchvision ResNet ImageNet checkpoint (.pth)"
+    )
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--steps-per-epoch", type=int, help="optimiser steps per epoch (default: one pass)"
+    )
+    parser.add_argument(
+        "--crop", type=parse_shape, default=(256, 512), help="training crop HxW (default 256x512)"
+    )
+    parser.add_argument("--val-split", type=float, default=0.15)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="data-loader processes")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last epoch"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train and print where the results are."""
+    require_torch("train")
+    from training.augment import AugmentConfig
+    from training.model.model import ModelConfig
+    from training.trainer import TrainConfig, Trainer
+
+    if args.in_channels != 1:
+        raise ValueError(
+            "--in-channels 3 is a model option for RGB cameras; the Severstal reader and the "
+            "engines feed grey frames, so train with --in-channels 1"
+        )
+    config = TrainConfig(
+        data=str(args.data),
+        out=str(args.out),
+        model=ModelConfig(
+            encoder=args.encoder,
+            in_channels=args.in_channels,
+            output_stride=args.output_stride,
+            encoder_width=args.encoder_width,
+            decoder_channels=args.decoder_channels,
+        ),
+        augment=AugmentConfig(crop=args.crop),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        steps_per_epoch=args.steps_per_epoch,
+        val_split=args.val_split,
+        lr=args.lr,
+        seed=args.seed,
+        workers=args.workers,
+        device=args.device,
+        encoder_weights=str(args.encoder_weights) if args.encoder_weights else None,
+    )
+    trainer = Trainer(config, resume=args.resume, command=args.command_line)
+    try:
+        history = trainer.run(progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with: defectd train --out {args.out} --resume ...")
+        raise
+    if history:
+        best = max(history, key=lambda row: row.val_dice)
+        print(
+            f"best epoch {best.epoch}: validation Kaggle Dice {best.val_dice:.4f}; "
+            f"checkpoint {args.out}/best.pt, curves {args.out}/curves.png"
+        )
+    return 0

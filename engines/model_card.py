@@ -1,0 +1,203 @@
+"""The model card: what a model directory holds and how to run it, in `model_card.json`.
+
+A model directory (the bundled one is ``models/default``) holds ``model.onnx`` (FP32),
+``model.fp16.onnx`` (FP16 weights and compute inside the graph, for TensorRT) and this card.
+The card names the classes, the input the engine takes, the normalisation inside the graph,
+the tuned post-processing thresholds, the training data and validation metrics, the sha256 of
+each ONNX file and the exact commands that produced it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from engines.postprocess import PostprocessConfig
+
+CARD_NAME = "model_card.json"
+CARD_FORMAT = 1
+PRECISIONS = ("fp32", "fp16")
+
+
+class ModelCardError(ValueError):
+    """A model directory or card that cannot be used; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the engine takes: uint8 N×channels×height×width, batch axis dynamic."""
+
+    channels: int = 1
+    height: int = 256
+    width: int = 1600
+    dtype: str = "uint8"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.height, self.width
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One ONNX file of the model and its sha256."""
+
+    path: str
+    sha256: str
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """The parsed card; `directory` is where it was read from (not stored in the JSON)."""
+
+    name: str
+    version: str
+    classes: tuple[str, ...]
+    input: InputSpec
+    normalisation: dict[str, float]  # mean and std on a 0..1 grey scale, applied in the graph
+    outputs: tuple[str, ...]
+    thresholds: PostprocessConfig
+    files: dict[str, ModelFile]  # precision → file
+    architecture: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=dict)
+    parity: dict[str, Any] = field(default_factory=dict)
+    commands: tuple[str, ...] = ()
+    directory: Path | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def onnx_path(self, precision: str = "fp32") -> Path:
+        """Path of the ONNX file for `precision`; ModelCardError when the card has none."""
+        if precision not in self.files:
+            raise ModelCardError(
+                f"model {self.name} has no {precision} ONNX (it has {sorted(self.files)})"
+            )
+        base = self.directory or Path(".")
+        return base / self.files[precision].path
+
+    def verify(self) -> None:
+        """Check every listed file exists and matches its sha256."""
+        for precision, entry in self.files.items():
+            path = self.onnx_path(precision)
+            if not path.is_file():
+                raise ModelCardError(f"{path}: listed in the model card but missing")
+            actual = sha256_of(path)
+            if actual != entry.sha256:
+                raise ModelCardError(
+                    f"{path}: sha256 {actual[:12]}… does not match the card's "
+                    f"{entry.sha256[:12]}…; the file changed after export — re-run "
+                    "`defectd export` (and `defectd tune`) for this model"
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": CARD_FORMAT,
+            "name": self.name,
+            "version": self.version,
+            "classes": [{"id": i + 1, "name": n} for i, n in enumerate(self.classes)],
+            "input": {
+                "layout": "NCHW",
+                "dtype": self.input.dtype,
+                "shape": ["N", self.input.channels, self.input.height, self.input.width],
+            },
+            "normalisation": dict(self.normalisation),
+            "outputs": list(self.outputs),
+            "thresholds": self.thresholds.to_list(),
+            "files": {k: {"path": v.path, "sha256": v.sha256} for k, v in self.files.items()},
+            "architecture": self.architecture,
+            "training": self.training,
+            "validation": self.validation,
+            "parity": self.parity,
+            "commands": list(self.commands),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], directory: Path | None = None) -> ModelCard:
+        where = str(directory / CARD_NAME) if directory else CARD_NAME
+        try:
+            if data.get("format") != CARD_FORMAT:
+                raise ModelCardError(
+                    f"{where}: card format {data.get('format')!r}, this defectd reads "
+                    f"{CARD_FORMAT}; re-export the model with this version"
+                )
+            shape = data["input"]["shape"]
+            return cls(
+                name=str(data["name"]),
+                version=str(data["version"]),
+                classes=tuple(str(c["name"]) for c in data["classes"]),
+                input=InputSpec(
+                    int(shape[1]), int(shape[2]), int(shape[3]), data["input"]["dtype"]
+                ),
+                normalisation={k: float(v) for k, v in data["normalisation"].items()},
+                outputs=tuple(data["outputs"]),
+                thresholds=PostprocessConfig.from_list(data["thresholds"]),
+                files={
+                    k: ModelFile(str(v["path"]), str(v["sha256"])) for k, v in data["files"].items()
+                },
+                architecture=dict(data.get("architecture", {})),
+                training=dict(data.get("training", {})),
+                validation=dict(data.get("validation", {})),
+                parity=dict(data.get("parity", {})),
+                commands=tuple(data.get("commands", ())),
+                directory=directory,
+            )
+        except KeyError as exc:
+            raise ModelCardError(f"{where}: missing key {exc}") from None
+        except (TypeError, ValueError, IndexError) as exc:
+            if isinstance(exc, ModelCardError):
+                raise
+            raise ModelCardError(f"{where}: {exc}") from None
+
+    def with_command(self, command: str) -> ModelCard:
+        return replace(self, commands=(*self.commands, command))
+
+
+def read_card(directory: Path | str) -> ModelCard:
+    """The card of a model directory; ModelCardError naming the fix when it is not one."""
+    directory = Path(directory)
+    path = directory / CARD_NAME
+    if not path.is_file():
+        raise ModelCardError(
+            f"{directory} is not a model directory (no {CARD_NAME}); make one with "
+            "`defectd export --checkpoint runs/NAME --out DIR`, or omit --model for the "
+            "bundled default"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ModelCardError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelCardError(f"{path}: expected a JSON object")
+    return ModelCard.from_dict(data, directory)
+
+
+def write_card(card: ModelCard, directory: Path | str) -> Path:
+    """Write the card atomically into `directory` and return its path."""
+    path = Path(directory) / CARD_NAME
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(card.to_dict(), indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
+def default_model_dir() -> Path:
+    """The bundled model: $DEFECTD_MODEL when set, else ``models/default`` in the checkout."""
+    override = os.environ.get("DEFECTD_MODEL")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent.parent / "models" / "default"

@@ -1,0 +1,172 @@
+"""Probability maps → defects: the one post-processing implementation.
+
+The daemon runs it on every frame and training's `tune` and `evaluate` run it on validation
+frames, so the thresholds that were tuned are exactly what runs on the line. Per class, in
+this order:
+
+1. presence gate: the class-presence score must reach ``presence`` (the winning Kaggle
+   solutions' classifier gate, here from the model's own presence head);
+2. pixel threshold: pixels with probability ≥ ``pixel`` are candidate defect pixels;
+3. connected components (8-connected) smaller than ``min_component_area`` are removed;
+4. the class is dropped for the frame when fewer than ``min_mask_area`` pixels remain.
+
+Pure numpy + OpenCV: no torch, no GPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from engines.rle import encode
+
+FloatArray = npt.NDArray[np.floating[Any]]
+UInt8Array = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class ClassThresholds:
+    """Post-processing thresholds of one class (probabilities in [0, 1], areas in pixels)."""
+
+    presence: float = 0.5
+    pixel: float = 0.5
+    min_component_area: int = 0
+    min_mask_area: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("presence", "pixel"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"threshold {name} must be in [0, 1], got {value}")
+        for name in ("min_component_area", "min_mask_area"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a whole number of pixels ≥ 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """Thresholds for every class, class 1 first."""
+
+    classes: tuple[ClassThresholds, ...] = field(
+        default_factory=lambda: tuple(ClassThresholds() for _ in range(4))
+    )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_list(self) -> list[dict[str, Any]]:
+        """JSON-ready list, one dict per class with its 1-based ``class_id``."""
+        return [{"class_id": i + 1, **asdict(t)} for i, t in enumerate(self.classes)]
+
+    @classmethod
+    def from_list(cls, entries: Sequence[Mapping[str, Any]]) -> PostprocessConfig:
+        """Inverse of `to_list`; ValueError naming the class and key on bad entries."""
+        classes = []
+        known = {"class_id", "presence", "pixel", "min_component_area", "min_mask_area"}
+        for index, entry in enumerate(entries):
+            unknown = sorted(set(entry) - known)
+            if unknown:
+                raise ValueError(f"thresholds for class {index + 1}: unknown keys {unknown}")
+            if entry.get("class_id", index + 1) != index + 1:
+                raise ValueError(
+                    f"thresholds entry {index + 1} has class_id {entry['class_id']}; "
+                    "list classes in order 1, 2, ..."
+                )
+            values = {k: v for k, v in entry.items() if k != "class_id"}
+            try:
+                classes.append(ClassThresholds(**values))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"thresholds for class {index + 1}: {exc}") from None
+        return cls(tuple(classes))
+
+
+@dataclass(frozen=True)
+class Component:
+    """One connected defect region of one class."""
+
+    class_id: int
+    area: int
+    bbox: tuple[int, int, int, int]  # x, y, width, height in frame pixels
+    score: float  # highest pixel probability inside the region
+
+
+@dataclass(frozen=True)
+class FrameDefects:
+    """Post-processed result of one frame: kept masks, their components, the raw scores."""
+
+    masks: UInt8Array  # C×H×W 0/1
+    components: tuple[Component, ...]
+    presence: tuple[float, ...]  # presence score per class, before gating
+
+    @property
+    def classes(self) -> tuple[int, ...]:
+        """1-based classes with a kept mask."""
+        return tuple(sorted({c.class_id for c in self.components}))
+
+    def area(self, class_id: int) -> int:
+        """Kept pixels of class `class_id`."""
+        return sum(c.area for c in self.components if c.class_id == class_id)
+
+    def rle(self, class_id: int) -> str:
+        """Kaggle RLE of the kept mask of class `class_id` ("" when dropped)."""
+        plane = self.masks[class_id - 1]
+        return encode(plane) if plane.any() else ""
+
+
+def components(
+    binary: UInt8Array, min_area: int
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+    """(labels H×W, stats) of the 8-connected components of `binary`, small ones excluded.
+
+    ``stats`` rows are OpenCV's (x, y, width, height, area) for the kept components; in
+    ``labels`` removed components and background are 0 and kept ones are 1..len(stats).
+    """
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    keep = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= min_area) + 1
+    if keep.size == count - 1:
+        return labels.astype(np.int32), stats[1:].astype(np.int32)
+    remap = np.zeros(count, np.int32)
+    remap[keep] = np.arange(1, keep.size + 1, dtype=np.int32)
+    return remap[labels], stats[keep].astype(np.int32)
+
+
+def postprocess(
+    probs: FloatArray, presence: Sequence[float] | FloatArray, config: PostprocessConfig
+) -> FrameDefects:
+    """Defects of one frame from its C×H×W class probabilities and C presence scores."""
+    if probs.ndim != 3 or probs.shape[0] != config.num_classes:
+        raise ValueError(
+            f"post-processing expects {config.num_classes}×H×W probabilities, "
+            f"got {'×'.join(map(str, probs.shape))}"
+        )
+    scores = tuple(float(s) for s in np.asarray(presence, dtype=np.float64).reshape(-1))
+    if len(scores) != config.num_classes:
+        raise ValueError(f"expected {config.num_classes} presence scores, got {len(scores)}")
+    masks = np.zeros(probs.shape, np.uint8)
+    found: list[Component] = []
+    for index, thresholds in enumerate(config.classes):
+        if scores[index] < thresholds.presence:
+            continue
+        plane = probs[index]
+        binary = (plane >= thresholds.pixel).astype(np.uint8)
+        if not binary.any():
+            continue
+        labels, stats = components(binary, thresholds.min_component_area)
+        if stats.shape[0] == 0 or int(stats[:, cv2.CC_STAT_AREA].sum()) < max(
+            thresholds.min_mask_area, 1
+        ):
+            continue
+        kept = labels > 0
+        masks[index][kept] = 1
+        for number, (x, y, w, h, area) in enumerate(stats.tolist(), start=1):
+            window = (slice(y, y + h), slice(x, x + w))
+            peak = float(plane[window][labels[window] == number].max())
+            found.append(Component(index + 1, int(area), (x, y, w, h), peak))
+    return FrameDefects(masks, tuple(found), scores)

@@ -1,0 +1,73 @@
+"""Model cards: round trip, sha256 verification, errors that name the fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engines.model_card import (
+    InputSpec,
+    ModelCard,
+    ModelCardError,
+    ModelFile,
+    read_card,
+    sha256_of,
+    write_card,
+)
+from engines.postprocess import ClassThresholds, PostprocessConfig
+
+
+def make_card(directory: Path) -> ModelCard:
+    (directory / "model.onnx").write_bytes(b"not really onnx")
+    return ModelCard(
+        name="m",
+        version="1",
+        classes=("a", "b"),
+        input=InputSpec(1, 32, 64),
+        normalisation={"mean": 0.5, "std": 0.2},
+        outputs=("probs", "presence", "peak"),
+        thresholds=PostprocessConfig((ClassThresholds(0.6), ClassThresholds(pixel=0.4))),
+        files={"fp32": ModelFile("model.onnx", sha256_of(directory / "model.onnx"))},
+        commands=("defectd export ...",),
+        directory=directory,
+    )
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    card = make_card(tmp_path)
+    write_card(card, tmp_path)
+    again = read_card(tmp_path)
+    assert again == card
+    assert again.onnx_path() == tmp_path / "model.onnx"
+    again.verify()
+
+
+def test_changed_file_fails_verification(tmp_path: Path) -> None:
+    write_card(make_card(tmp_path), tmp_path)
+    (tmp_path / "model.onnx").write_bytes(b"changed")
+    with pytest.raises(ModelCardError, match="re-run `defectd export`"):
+        read_card(tmp_path).verify()
+
+
+def test_missing_precision_and_missing_card(tmp_path: Path) -> None:
+    card = make_card(tmp_path)
+    with pytest.raises(ModelCardError, match="has no fp16 ONNX"):
+        card.onnx_path("fp16")
+    with pytest.raises(ModelCardError, match="not a model directory"):
+        read_card(tmp_path / "nowhere")
+
+
+def test_bad_cards_name_the_problem(tmp_path: Path) -> None:
+    card = make_card(tmp_path)
+    data = card.to_dict()
+    del data["thresholds"]
+    (tmp_path / "model_card.json").write_text(json.dumps(data))
+    with pytest.raises(ModelCardError, match="missing key 'thresholds'"):
+        read_card(tmp_path)
+    data = card.to_dict()
+    data["format"] = 99
+    (tmp_path / "model_card.json").write_text(json.dumps(data))
+    with pytest.raises(ModelCardError, match="card format 99"):
+        read_card(tmp_path)

@@ -1,0 +1,203 @@
+"""`defectd export`: checkpoint → model directory (FP32 + FP16 ONNX, model card), with parity.
+
+Both ONNX files take uint8 N×1×256×1600 frames (dynamic batch) and normalise inside the
+graph. The FP16 file holds weights and compute in half (TensorRT 11 has no FP16 builder
+flag; precision must come from the ONNX). Export checks itself before it writes the card:
+ONNX Runtime on the FP32 file against torch, and the FP16 file against the FP32 one, on
+synthetic frames with defects.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import platform
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from engines.backends.onnxruntime_backend import OnnxRuntimeEngine
+from engines.model_card import InputSpec, ModelCard, ModelFile, sha256_of, write_card
+from engines.postprocess import PostprocessConfig
+from engines.synth import CLASS_NAMES, SyntheticLine
+from training.model.graph import INPUT_NAME, OUTPUT_NAMES, InferenceGraph
+from training.trainer import TrainConfig, load_checkpoint, train_command
+
+log = logging.getLogger(__name__)
+OPSET = 17
+FP32_NAME = "model.onnx"
+FP16_NAME = "model.fp16.onnx"
+PARITY_SEED = 424242  # synthetic frames for the parity check; never a training seed
+
+
+class ExportError(ValueError):
+    """An export that failed its own checks; the message says which and by how much."""
+
+
+@dataclass(frozen=True)
+class Parity:
+    """Agreement between two runs of the same model on the same frames."""
+
+    frames: int
+    max_abs_diff_probs: float
+    max_abs_diff_presence: float
+    mask_agreement: float  # share of pixels binarised identically at 0.5
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def export_onnx(graph: InferenceGraph, path: Path, spec: InputSpec) -> None:
+    """Trace `graph` to ONNX with a dynamic batch axis (legacy exporter, opset 17)."""
+    graph.eval()
+    example = torch.zeros((2, spec.channels, spec.height, spec.width), dtype=torch.uint8)
+    dynamic = {INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in OUTPUT_NAMES}}
+    # The TorchScript exporter is chosen on purpose (it needs only onnx, not onnxscript, and
+    # gives plain opset-17 graphs TensorRT parses); its deprecation notice is not news here.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        torch.onnx.export(
+            graph,
+            (example,),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+
+def parity_frames(spec: InputSpec, count: int = 4) -> npt.NDArray[np.uint8]:
+    """Synthetic frames with defects of every class among them (N×1×H×W uint8)."""
+    line = SyntheticLine(PARITY_SEED)
+    frames: list[npt.NDArray[np.uint8]] = []
+    seen: set[int] = set()
+    index = 0
+    while len(frames) < count and index < 500:
+        frame = line.frame(index)
+        index += 1
+        new = set(frame.classes) - seen
+        if new or (len(frames) < count and index > 200):
+            frames.append(frame.image)
+            seen |= set(frame.classes)
+    if frame.image.shape != spec.shape:
+        raise ExportError(
+            f"the synthetic line makes {frame.image.shape} frames, model {spec.shape}"
+        )
+    return np.stack(frames)[:, None]
+
+
+def compare(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> Parity:
+    """Parity of (probs, presence) pairs."""
+    probs_a, probs_b = a[0].astype(np.float32), b[0].astype(np.float32)
+    return Parity(
+        frames=len(probs_a),
+        max_abs_diff_probs=float(np.abs(probs_a - probs_b).max()),
+        max_abs_diff_presence=float(np.abs(a[1].astype(np.float32) - b[1]).max()),
+        mask_agreement=float(((probs_a >= 0.5) == (probs_b >= 0.5)).mean()),
+    )
+
+
+def torch_reference(graph: InferenceGraph, frames: npt.NDArray[np.uint8]) -> tuple[Any, Any]:
+    with torch.inference_mode():
+        probs, presence, _ = graph(torch.from_numpy(frames))
+    return probs.float().numpy(), presence.float().numpy()
+
+
+def training_commands(state: dict[str, Any]) -> list[str]:
+    """The `defectd train` command(s) behind a checkpoint.
+
+    Checkpoints record the command lines that trained them; for one that does not, the
+    command is rebuilt from its saved training configuration (the same flags).
+    """
+    recorded = list(state.get("commands", []))
+    if recorded:
+        return recorded
+    if "train_config" in state:
+        return [train_command(TrainConfig.from_dict(state["train_config"]))]
+    return []
+
+
+def export_model(
+    checkpoint: Path,
+    out: Path,
+    name: str,
+    version: str,
+    command: str,
+    overwrite: bool = False,
+) -> ModelCard:
+    """Export `checkpoint` into the model directory `out`; return the written card."""
+    model, (mean, std), state = load_checkpoint(checkpoint)
+    spec = InputSpec(channels=model.config.in_channels)
+    out.mkdir(parents=True, exist_ok=True)
+    existing = [p for p in (out / FP32_NAME, out / FP16_NAME) if p.exists()]
+    if existing and not overwrite:
+        raise ExportError(f"{existing[0]} exists; pass --force to replace the model in {out}")
+
+    fp32 = InferenceGraph(model, mean, std).eval()
+    fp16 = InferenceGraph(copy.deepcopy(model), mean, std).half().eval()
+    log.info("exporting FP32 ONNX to %s", out / FP32_NAME)
+    export_onnx(fp32, out / FP32_NAME, spec)
+    log.info("exporting FP16 ONNX to %s", out / FP16_NAME)
+    export_onnx(fp16, out / FP16_NAME, spec)
+
+    frames = parity_frames(spec)
+    reference = torch_reference(fp32, frames)
+    ort32 = OnnxRuntimeEngine(out / FP32_NAME, spec).infer(frames)
+    ort16 = OnnxRuntimeEngine(out / FP16_NAME, spec).infer(frames)
+    onnx_vs_torch = compare((ort32.probs, ort32.presence), reference)
+    fp16_vs_fp32 = compare((ort16.probs, ort16.presence), (ort32.probs, ort32.presence))
+    log.info("parity ONNX FP32 vs torch: %s", onnx_vs_torch)
+    log.info("parity ONNX FP16 vs FP32: %s", fp16_vs_fp32)
+    if onnx_vs_torch.max_abs_diff_probs > 1e-4:
+        raise ExportError(f"ONNX FP32 differs from torch by {onnx_vs_torch.max_abs_diff_probs:.2e}")
+    if fp16_vs_fp32.max_abs_diff_probs > 1e-2 or fp16_vs_fp32.mask_agreement < 0.999:
+        raise ExportError(f"FP16 ONNX differs from FP32 beyond limits: {fp16_vs_fp32}")
+
+    history = state.get("history", [])
+    best = max(history, key=lambda row: row["val_dice"]) if history else {}
+    train_config = state.get("train_config", {})
+    card = ModelCard(
+        name=name,
+        version=version,
+        classes=tuple(CLASS_NAMES[c] for c in sorted(CLASS_NAMES))[: model.config.num_classes],
+        input=spec,
+        normalisation={"mean": mean, "std": std},
+        outputs=OUTPUT_NAMES,
+        thresholds=PostprocessConfig(),
+        files={
+            "fp32": ModelFile(FP32_NAME, sha256_of(out / FP32_NAME)),
+            "fp16": ModelFile(FP16_NAME, sha256_of(out / FP16_NAME)),
+        },
+        architecture={
+            **asdict(model.config),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "opset": OPSET,
+        },
+        training={
+            "checkpoint": str(checkpoint),
+            "data": train_config.get("data"),
+            "epochs": train_config.get("epochs"),
+            "best_epoch": best.get("epoch"),
+            "val_dice_untuned": best.get("val_dice"),
+            "seed": train_config.get("seed"),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        parity={
+            "onnx_fp32_vs_torch": onnx_vs_torch.to_dict(),
+            "onnx_fp16_vs_fp32": fp16_vs_fp32.to_dict(),
+        },
+        commands=(*training_commands(state), command),
+        directory=out,
+    )
+    write_card(card, out)
+    return card

@@ -1,0 +1,66 @@
+"""uint8 frames in, probabilities out: the graph that is trained against and exported.
+
+The engine takes uint8 frames (a 1600×256 mono frame crosses PCIe as 400 KB) and normalises
+inside the graph; training feeds the same uint8 crops through the same `Normalise`, so the
+exported engine cannot drift from what was trained.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from training.model.model import DeepLabV3Plus, ModelOutput
+
+OUTPUT_NAMES = ("probs", "presence", "peak")
+INPUT_NAME = "frames"
+
+
+class Normalise(nn.Module):
+    """uint8 (or float 0..255) → float ``(x / 255 − mean) / std`` in the module's dtype."""
+
+    mean: Tensor
+    std: Tensor
+
+    def __init__(self, mean: float, std: float) -> None:
+        super().__init__()
+        if not std > 0:
+            raise ValueError(f"normalisation std must be > 0, got {std}")
+        self.register_buffer("mean", torch.tensor(mean * 255.0))
+        self.register_buffer("std", torch.tensor(std * 255.0))
+
+    def forward(self, frames: Tensor) -> Tensor:
+        return (frames.to(self.mean.dtype) - self.mean) / self.std
+
+
+class TrainingGraph(nn.Module):
+    """Normalise + DeepLabV3+, returning logits for the loss."""
+
+    def __init__(self, model: DeepLabV3Plus, mean: float, std: float) -> None:
+        super().__init__()
+        self.normalise = Normalise(mean, std)
+        self.model = model
+
+    def forward(self, frames: Tensor) -> ModelOutput:
+        out: ModelOutput = self.model(self.normalise(frames))
+        return out
+
+
+class InferenceGraph(nn.Module):
+    """The exported engine: uint8 N×C×H×W frames → (probs, presence, peak).
+
+    - ``probs``: N×classes×H×W per-pixel probabilities (independent sigmoids);
+    - ``presence``: N×classes image-level presence probabilities;
+    - ``peak``: N×classes highest pixel probability per class, so a clean frame (most frames)
+      can skip CPU post-processing without reading ``probs``.
+    """
+
+    def __init__(self, model: DeepLabV3Plus, mean: float, std: float) -> None:
+        super().__init__()
+        self.normalise = Normalise(mean, std)
+        self.model = model
+
+    def forward(self, frames: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        masks, presence = self.model(self.normalise(frames))
+        probs = masks.sigmoid()
+        return probs, presence.sigmoid(), probs.amax(dim=(2, 3))
