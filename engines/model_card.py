@@ -1,7 +1,8 @@
 """The model card: what a model directory holds and how to run it, in `model_card.json`.
 
 A model directory (the bundled one is ``models/default``) holds ``model.onnx`` (FP32),
-``model.fp16.onnx`` (FP16 weights and compute inside the graph, for TensorRT) and this card.
+``model.fp16.onnx`` (FP16 weights and compute inside the graph, for TensorRT), ``model.pt``
+(the same weights for the PyTorch backend) and this card.
 The card names the classes, the input the engine takes, the normalisation inside the graph,
 the tuned post-processing thresholds, the training data and validation metrics, the sha256 of
 each ONNX file and the exact commands that produced it.
@@ -69,7 +70,7 @@ class ModelCard:
     normalisation: dict[str, float]  # mean and std on a 0..1 grey scale, applied in the graph
     outputs: tuple[str, ...]
     thresholds: PostprocessConfig
-    files: dict[str, ModelFile]  # precision → file
+    files: dict[str, ModelFile]  # "fp32" / "fp16" → ONNX file, "torch" → weights
     architecture: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
@@ -83,17 +84,22 @@ class ModelCard:
 
     def onnx_path(self, precision: str = "fp32") -> Path:
         """Path of the ONNX file for `precision`; ModelCardError when the card has none."""
-        if precision not in self.files:
+        return self.file_path(precision)
+
+    def file_path(self, key: str) -> Path:
+        """Path of the file listed under `key` ("fp32", "fp16", "torch")."""
+        if key not in self.files:
+            what = "weights" if key == "torch" else "ONNX"
             raise ModelCardError(
-                f"model {self.name} has no {precision} ONNX (it has {sorted(self.files)})"
+                f"model {self.name} has no {key} {what} (it has {sorted(self.files)})"
             )
         base = self.directory or Path(".")
-        return base / self.files[precision].path
+        return base / self.files[key].path
 
     def verify(self) -> None:
         """Check every listed file exists and matches its sha256."""
-        for precision, entry in self.files.items():
-            path = self.onnx_path(precision)
+        for key, entry in self.files.items():
+            path = self.file_path(key)
             if not path.is_file():
                 raise ModelCardError(f"{path}: listed in the model card but missing")
             actual = sha256_of(path)

@@ -95,6 +95,8 @@ class Component:
     area: int
     bbox: tuple[int, int, int, int]  # x, y, width, height in frame pixels
     score: float  # highest pixel probability inside the region
+    mean_score: float  # mean pixel probability inside the region
+    centroid: tuple[float, float]  # x, y in frame pixels
 
 
 @dataclass(frozen=True)
@@ -122,19 +124,22 @@ class FrameDefects:
 
 def components(
     binary: UInt8Array, min_area: int
-) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
-    """(labels H×W, stats) of the 8-connected components of `binary`, small ones excluded.
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.float64]]:
+    """(labels H×W, stats, centroids) of the 8-connected components of `binary`, small ones
+    excluded.
 
-    ``stats`` rows are OpenCV's (x, y, width, height, area) for the kept components; in
-    ``labels`` removed components and background are 0 and kept ones are 1..len(stats).
+    ``stats`` rows are OpenCV's (x, y, width, height, area) for the kept components and
+    ``centroids`` their (x, y); in ``labels`` removed components and background are 0 and
+    kept ones are 1..len(stats).
     """
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    count, labels, stats, found = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    centroids = np.asarray(found, np.float64)
     keep = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= min_area) + 1
     if keep.size == count - 1:
-        return labels.astype(np.int32), stats[1:].astype(np.int32)
+        return labels.astype(np.int32), stats[1:].astype(np.int32), centroids[1:]
     remap = np.zeros(count, np.int32)
     remap[keep] = np.arange(1, keep.size + 1, dtype=np.int32)
-    return remap[labels], stats[keep].astype(np.int32)
+    return remap[labels], stats[keep].astype(np.int32), centroids[keep]
 
 
 def postprocess(
@@ -158,7 +163,7 @@ def postprocess(
         binary = (plane >= thresholds.pixel).astype(np.uint8)
         if not binary.any():
             continue
-        labels, stats = components(binary, thresholds.min_component_area)
+        labels, stats, centroids = components(binary, thresholds.min_component_area)
         if stats.shape[0] == 0 or int(stats[:, cv2.CC_STAT_AREA].sum()) < max(
             thresholds.min_mask_area, 1
         ):
@@ -167,6 +172,16 @@ def postprocess(
         masks[index][kept] = 1
         for number, (x, y, w, h, area) in enumerate(stats.tolist(), start=1):
             window = (slice(y, y + h), slice(x, x + w))
-            peak = float(plane[window][labels[window] == number].max())
-            found.append(Component(index + 1, int(area), (x, y, w, h), peak))
+            inside = plane[window][labels[window] == number].astype(np.float64)
+            cx, cy = centroids[number - 1]
+            found.append(
+                Component(
+                    class_id=index + 1,
+                    area=int(area),
+                    bbox=(x, y, w, h),
+                    score=float(inside.max()),
+                    mean_score=float(inside.mean()),
+                    centroid=(float(cx), float(cy)),
+                )
+            )
     return FrameDefects(masks, tuple(found), scores)

@@ -28,9 +28,10 @@ class AugmentConfig:
     brightness: float = 0.15  # ± share of the grey range added
     contrast: float = 0.15  # ± relative contrast change
     blackout: float = 0.1  # probability of erasing one defect class from a frame
+    defect_crop: float = 0.5  # probability that a crop is placed over a defect pixel
 
     def __post_init__(self) -> None:
-        for name in ("hflip", "vflip", "blackout"):
+        for name in ("hflip", "vflip", "blackout", "defect_crop"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"AugmentConfig.{name} is a probability, got {value}")
@@ -45,15 +46,27 @@ class AugmentConfig:
 
 
 def random_crop(
-    image: Image, masks: Masks, size: tuple[int, int], rng: np.random.Generator
+    image: Image,
+    masks: Masks,
+    size: tuple[int, int],
+    rng: np.random.Generator,
+    around: tuple[int, int] | None = None,
 ) -> tuple[Image, Masks]:
-    """A crop of `size` = (height, width) at a uniform random position."""
+    """A crop of `size` = (height, width) at a uniform random position.
+
+    With `around` = (row, col) the position is uniform among the crops containing that pixel.
+    """
     height, width = image.shape
     crop_h, crop_w = size
     if crop_h > height or crop_w > width:
         raise ValueError(f"crop {crop_h}x{crop_w} is larger than the frame {height}x{width}")
-    top = int(rng.integers(0, height - crop_h + 1))
-    left = int(rng.integers(0, width - crop_w + 1))
+    top_range, left_range = (0, height - crop_h), (0, width - crop_w)
+    if around is not None:
+        row, col = around
+        top_range = (max(0, row - crop_h + 1), min(row, height - crop_h))
+        left_range = (max(0, col - crop_w + 1), min(col, width - crop_w))
+    top = int(rng.integers(top_range[0], top_range[1] + 1))
+    left = int(rng.integers(left_range[0], left_range[1] + 1))
     window = (slice(top, top + crop_h), slice(left, left + crop_w))
     return image[window], masks[(slice(None), *window)]
 
@@ -113,7 +126,14 @@ def augment(
     if present and rng.random() < config.blackout:
         image, masks = defect_blackout(image, masks, int(rng.choice(present)) - 1, rng)
     if config.crop is not None:
-        image, masks = random_crop(image, masks, config.crop, rng)
+        around = None
+        present = present_classes(masks)
+        if present and rng.random() < config.defect_crop:
+            # Small rare defects would sit outside most uniform crops: aim at one.
+            rows, cols = np.nonzero(masks[int(rng.choice(present)) - 1])
+            pick = int(rng.integers(0, rows.size))
+            around = (int(rows[pick]), int(cols[pick]))
+        image, masks = random_crop(image, masks, config.crop, rng, around)
     if rng.random() < config.hflip:
         image, masks = image[:, ::-1], masks[:, :, ::-1]
     if rng.random() < config.vflip:

@@ -1,4 +1,4 @@
-"""`defectd export`: checkpoint → model directory (FP32 + FP16 ONNX, model card), with parity.
+"""`defectd export`: checkpoint → model directory (FP32 + FP16 ONNX, weights, card), with parity.
 
 Both ONNX files take uint8 N×1×256×1600 frames (dynamic batch) and normalise inside the
 graph. The FP16 file holds weights and compute in half (TensorRT 11 has no FP16 builder
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 OPSET = 17
 FP32_NAME = "model.onnx"
 FP16_NAME = "model.fp16.onnx"
+TORCH_NAME = "model.pt"  # the same weights for the PyTorch backend
 PARITY_SEED = 424242  # synthetic frames for the parity check; never a training seed
 
 
@@ -138,7 +139,7 @@ def export_model(
     model, (mean, std), state = load_checkpoint(checkpoint)
     spec = InputSpec(channels=model.config.in_channels)
     out.mkdir(parents=True, exist_ok=True)
-    existing = [p for p in (out / FP32_NAME, out / FP16_NAME) if p.exists()]
+    existing = [p for p in (out / FP32_NAME, out / FP16_NAME, out / TORCH_NAME) if p.exists()]
     if existing and not overwrite:
         raise ExportError(f"{existing[0]} exists; pass --force to replace the model in {out}")
 
@@ -148,6 +149,15 @@ def export_model(
     export_onnx(fp32, out / FP32_NAME, spec)
     log.info("exporting FP16 ONNX to %s", out / FP16_NAME)
     export_onnx(fp16, out / FP16_NAME, spec)
+
+    torch.save(
+        {
+            "model_config": asdict(model.config),
+            "state_dict": model.state_dict(),
+            "normalisation": (mean, std),
+        },
+        out / TORCH_NAME,
+    )
 
     frames = parity_frames(spec)
     reference = torch_reference(fp32, frames)
@@ -176,6 +186,7 @@ def export_model(
         files={
             "fp32": ModelFile(FP32_NAME, sha256_of(out / FP32_NAME)),
             "fp16": ModelFile(FP16_NAME, sha256_of(out / FP16_NAME)),
+            "torch": ModelFile(TORCH_NAME, sha256_of(out / TORCH_NAME)),
         },
         architecture={
             **asdict(model.config),

@@ -66,6 +66,7 @@ class TrainConfig:
     workers: int = 1
     device: str = "auto"
     encoder_weights: str | None = None
+    balance: float = 0.75  # class-balanced sampling power: 0 as in the data, 1 equal shares
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -81,6 +82,8 @@ class TrainConfig:
             raise TrainError(f"--lr must be > 0, got {self.lr}")
         if self.workers < 0:
             raise TrainError(f"--workers must be ≥ 0, got {self.workers}")
+        if not 0.0 <= self.balance <= 1.0:
+            raise TrainError(f"--balance must be in [0, 1], got {self.balance}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise TrainError(f"--device must be auto, cpu or cuda, got {self.device!r}")
 
@@ -133,6 +136,8 @@ def train_command(cfg: TrainConfig) -> str:
         str(cfg.seed),
         "--workers",
         str(cfg.workers),
+        "--balance",
+        f"{cfg.balance:g}",
     ]
     if cfg.encoder_weights:
         parts += ["--encoder-weights", cfg.encoder_weights]
@@ -285,9 +290,9 @@ class Trainer:
 
     def _settle_config(self, config: TrainConfig, resume: bool) -> TrainConfig:
         saved = self.out / "config.json"
-        if resume:
-            if not saved.is_file():
-                raise TrainError(f"--resume: {self.out} has no config.json to resume")
+        if resume and not saved.is_file():
+            log.info("--resume: nothing to resume in %s yet; starting a new run", self.out)
+        elif resume:
             stored = TrainConfig.from_dict(json.loads(saved.read_text(encoding="utf-8")))
             if stored.epochs != config.epochs:
                 log.info(
@@ -370,7 +375,9 @@ class Trainer:
             return history
 
         train_set = FrameDataset(dataset, train_ids, cfg.augment)
-        weights = sampling_weights([dataset.classes(i) for i in train_ids], dataset.num_classes)
+        weights = sampling_weights(
+            [dataset.classes(i) for i in train_ids], dataset.num_classes, cfg.balance
+        )
         generator = torch.Generator().manual_seed(cfg.seed * 1000 + start_epoch)
         sampler = WeightedRandomSampler(weights, steps * cfg.batch_size, generator=generator)
         train_loader = DataLoader(

@@ -11,14 +11,14 @@ from pathlib import Path
 
 from engines.benchmarks import BenchResult, format_table, machine_summary
 
-SUITES = ("rle", "synth")
+SUITES = ("rle", "synth", "model")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `bench` subcommand."""
     parser = subparsers.add_parser(
         "bench",
-        help="micro-benchmarks (RLE, synthetic line); prints a markdown table",
+        help="micro-benchmarks (RLE, synthetic line, model on ONNX Runtime); markdown table",
         description="Run micro-benchmarks. Medians of many repeats; compare within one run.",
     )
     parser.add_argument(
@@ -31,6 +31,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--repeats", type=int, default=300, help="timed calls per case")
     parser.add_argument(
         "--labels", type=Path, help="a Severstal train.csv whose real masks become extra RLE cases"
+    )
+    parser.add_argument(
+        "--model", type=Path, help="model directory for the model suite (default: bundled)"
+    )
+    parser.add_argument(
+        "--model-repeats", type=int, default=20, help="timed engine calls per model case"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="ONNX Runtime threads for the model suite"
     )
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.set_defaults(handler=run)
@@ -53,9 +62,19 @@ def run(args: argparse.Namespace) -> int:
             from engines.benchmarks import synth
 
             results += synth.run(args.repeats)
+        elif suite == "model":
+            from engines.benchmarks import model
+            from engines.model_card import default_model_dir
+
+            model_dir = args.model or default_model_dir()
+            results += model.run(model_dir, args.model_repeats, args.threads)
     words = ["defectd", "bench", *args.suites, "--repeats", str(args.repeats)]
     if args.labels:
         words += ["--labels", str(args.labels)]
+    if "model" in args.suites:
+        words += ["--model-repeats", str(args.model_repeats), "--threads", str(args.threads)]
+        if args.model:
+            words += ["--model", str(args.model)]
     command = " ".join(shlex.quote(word) for word in words)
     header = (
         f"Machine: {machine_summary()}  \n"

@@ -42,6 +42,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--crop", type=parse_shape, default=(256, 512), help="training crop HxW (default 256x512)"
     )
     parser.add_argument("--val-split", type=float, default=0.15)
+    parser.add_argument(
+        "--balance",
+        type=float,
+        default=0.75,
+        help="class-balanced sampling: 0 samples as the data is, 1 gives every class an "
+        "equal share (default 0.75)",
+    )
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="data-loader processes")
@@ -85,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         device=args.device,
         encoder_weights=str(args.encoder_weights) if args.encoder_weights else None,
+        balance=args.balance,
     )
     trainer = Trainer(config, resume=args.resume, command=args.command_line)
     try:

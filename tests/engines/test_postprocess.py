@@ -29,7 +29,8 @@ def test_defaults_keep_every_component_above_half() -> None:
     assert result.area(3) == 100
     big = max((c for c in result.components if c.class_id == 1), key=lambda c: c.area)
     assert big.bbox == (20, 10, 30, 20)
-    assert big.score == pytest.approx(0.8)
+    assert big.score == pytest.approx(0.8) and big.mean_score == pytest.approx(0.8)
+    assert big.centroid == pytest.approx((34.5, 19.5))
     speck = min((c for c in result.components if c.class_id == 1), key=lambda c: c.area)
     assert speck.score == pytest.approx(0.9)
 
@@ -66,9 +67,9 @@ def test_components_are_eight_connected() -> None:
     binary = np.zeros((5, 5), np.uint8)
     binary[0, 0] = binary[1, 1] = binary[2, 2] = 1  # a diagonal line
     binary[4, 4] = 1
-    labels, stats = components(binary, 0)
+    labels, stats, _ = components(binary, 0)
     assert len(stats) == 2
-    labels, stats = components(binary, 2)
+    labels, stats, _ = components(binary, 2)
     assert len(stats) == 1 and labels[4, 4] == 0 and labels[1, 1] == 1
 
 

@@ -39,6 +39,27 @@ def test_crop_moves_labels_with_pixels() -> None:
         random_crop(image, masks, (17, 10), rng)
 
 
+def test_crop_around_a_pixel_always_contains_it() -> None:
+    rng = np.random.default_rng(2)
+    image = np.zeros((16, 40), np.uint8)
+    image[3, 37] = 255
+    masks = np.zeros((4, 16, 40), np.uint8)
+    for _ in range(30):
+        crop, _ = random_crop(image, masks, (8, 10), rng, around=(3, 37))
+        assert crop.max() == 255
+
+
+def test_defect_crops_find_small_defects() -> None:
+    image, masks = frame_with_class(1)
+    aimed = AugmentConfig(crop=(128, 128), defect_crop=1.0, blackout=0.0)
+    uniform = AugmentConfig(crop=(128, 128), defect_crop=0.0, blackout=0.0)
+    rng = np.random.default_rng(3)
+    hits = [bool(augment(image, masks, aimed, rng)[1].any()) for _ in range(40)]
+    assert all(hits)
+    share = np.mean([bool(augment(image, masks, uniform, rng)[1].any()) for _ in range(40)])
+    assert share < 1.0
+
+
 def test_augment_flips_keep_alignment() -> None:
     image, masks = frame_with_class(3)
     marked = image.copy()

@@ -20,7 +20,7 @@ from training.trainer import load_checkpoint  # noqa: E402
 def test_card_lists_files_thresholds_and_commands(tiny_model: Path) -> None:
     card = read_card(tiny_model)
     card.verify()
-    assert set(card.files) == {"fp32", "fp16"}
+    assert set(card.files) == {"fp32", "fp16", "torch"}
     assert card.input.shape == (256, 1600) and card.input.dtype == "uint8"
     assert card.outputs == ("probs", "presence", "peak")
     assert card.classes == ("pits", "crazing", "scratches", "patches")

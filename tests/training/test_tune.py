@@ -81,7 +81,9 @@ def test_min_recall_trades_dice_for_recall() -> None:
 
 
 def test_unreachable_recall_is_reported() -> None:
-    tuner = Tuner(4, Grid(pixel=(0.5,), presence=(0.5,), min_component_area=(0,), min_mask_area=(0,)))
+    tuner = Tuner(
+        4, Grid(pixel=(0.5,), presence=(0.5,), min_component_area=(0,), min_mask_area=(0,))
+    )
     probs = np.zeros((4, H, W), np.float32)
     truth = np.zeros((4, H, W), np.uint8)
     truth[0, :5, :5] = 1  # a defect the model does not see at all

@@ -31,5 +31,39 @@ def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("synth", "score", "bench"):
+    for command in (
+        "synth",
+        "score",
+        "bench",
+        "train",
+        "export",
+        "tune",
+        "evaluate",
+        "predict",
+        "inspect",
+    ):
         assert command in out
+
+
+def test_model_suite_times_both_precisions(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bench.json"
+    args = [
+        "bench",
+        "model",
+        "--model",
+        str(tiny_model),
+        "--model-repeats",
+        "2",
+        "--json",
+        str(out),
+    ]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "| model | fp32 ONNX, batch 1 |" in printed and "| model | fp16 ONNX, batch 1 |" in printed
+    )
+    cases = {r["case"]: r for r in json.loads(out.read_text())["results"]}
+    assert cases["fp32 ONNX, batch 1"]["target_ms"] == 250.0
+    assert "post-processing, 1 frame" in cases

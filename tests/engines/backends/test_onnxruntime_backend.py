@@ -18,7 +18,7 @@ def test_runs_a_batch_and_reports_consistent_outputs(tiny_model: Path) -> None:
     out = engine.infer(frames)
     assert out.probs.shape == (3, 4, 256, 1600)
     assert out.presence.shape == out.peak.shape == (3, 4)
-    assert 0.0 <= float(out.probs.min()) and float(out.probs.max()) <= 1.0
+    assert float(out.probs.min()) >= 0.0 and float(out.probs.max()) <= 1.0
     np.testing.assert_allclose(out.peak, out.probs.max(axis=(2, 3)), atol=1e-6)
     # N×1×H×W is the same batch.
     again = engine.infer(frames[:, None])
@@ -37,7 +37,10 @@ def test_fp16_file_runs_on_the_cpu(tiny_model: Path) -> None:
     ("frames", "message"),
     [
         (np.zeros((1, 256, 1600), np.float32), "send raw 8-bit grey"),
-        (np.zeros((1, 1600, 256), np.uint8), r"expects N×1×256×1600 uint8 frames, got 1×1×1600×256"),
+        (
+            np.zeros((1, 1600, 256), np.uint8),
+            r"expects N×1×256×1600 uint8 frames, got 1×1×1600×256",
+        ),
         (np.zeros((0, 256, 1600), np.uint8), "empty batch"),
     ],
 )
