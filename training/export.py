@@ -137,7 +137,7 @@ def export_model(
 ) -> ModelCard:
     """Export `checkpoint` into the model directory `out`; return the written card."""
     model, (mean, std), state = load_checkpoint(checkpoint)
-    spec = InputSpec(channels=model.config.in_channels)
+    spec = InputSpec(channels=1)  # mono line cameras; 3-channel models repeat the grey
     out.mkdir(parents=True, exist_ok=True)
     existing = [p for p in (out / FP32_NAME, out / FP16_NAME, out / TORCH_NAME) if p.exists()]
     if existing and not overwrite:

@@ -139,6 +139,8 @@ def train_command(cfg: TrainConfig) -> str:
         "--balance",
         f"{cfg.balance:g}",
     ]
+    if model.in_channels != 1:
+        parts += ["--in-channels", str(model.in_channels)]
     if cfg.encoder_weights:
         parts += ["--encoder-weights", cfg.encoder_weights]
     return shlex.join(parts)

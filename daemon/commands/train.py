@@ -29,7 +29,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--decoder-channels", type=int, default=256, help="ASPP/decoder width")
     parser.add_argument("--output-stride", type=int, default=16, choices=(8, 16))
-    parser.add_argument("--in-channels", type=int, default=1, choices=(1, 3))
+    parser.add_argument(
+        "--in-channels",
+        type=int,
+        default=1,
+        choices=(1, 3),
+        help="model input channels; 3 keeps an ImageNet RGB stem and repeats the grey frame",
+    )
     parser.add_argument(
         "--encoder-weights", type=Path, help="torchvision ResNet ImageNet checkpoint (.pth)"
     )
@@ -67,11 +73,6 @@ def run(args: argparse.Namespace) -> int:
     from training.model.model import ModelConfig
     from training.trainer import TrainConfig, Trainer
 
-    if args.in_channels != 1:
-        raise ValueError(
-            "--in-channels 3 is a model option for RGB cameras; the Severstal reader and the "
-            "engines feed grey frames, so train with --in-channels 1"
-        )
     config = TrainConfig(
         data=str(args.data),
         out=str(args.out),

@@ -1,5 +1,7 @@
 """uint8 frames in, probabilities out: the graph that is trained against and exported.
 
+Line cameras are mono, so frames are always N×1×H×W; a model built with ``in_channels=3``
+(to keep an ImageNet RGB stem as it is) sees the grey channel repeated three times.
 The engine takes uint8 frames (a 1600×256 mono frame crosses PCIe as 400 KB) and normalises
 inside the graph; training feeds the same uint8 crops through the same `Normalise`, so the
 exported engine cannot drift from what was trained.
@@ -33,6 +35,13 @@ class Normalise(nn.Module):
         return (frames.to(self.mean.dtype) - self.mean) / self.std
 
 
+def to_model_channels(frames: Tensor, channels: int) -> Tensor:
+    """Grey N×1×H×W frames repeated to the model's channels (3 for an RGB-stem model)."""
+    if frames.shape[1] == 1 and channels > 1:
+        return frames.expand(-1, channels, -1, -1)
+    return frames
+
+
 class TrainingGraph(nn.Module):
     """Normalise + DeepLabV3+, returning logits for the loss."""
 
@@ -42,7 +51,8 @@ class TrainingGraph(nn.Module):
         self.model = model
 
     def forward(self, frames: Tensor) -> ModelOutput:
-        out: ModelOutput = self.model(self.normalise(frames))
+        grey = to_model_channels(frames, self.model.config.in_channels)
+        out: ModelOutput = self.model(self.normalise(grey))
         return out
 
 
@@ -61,6 +71,7 @@ class InferenceGraph(nn.Module):
         self.model = model
 
     def forward(self, frames: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        masks, presence = self.model(self.normalise(frames))
+        grey = to_model_channels(frames, self.model.config.in_channels)
+        masks, presence = self.model(self.normalise(grey))
         probs = masks.sigmoid()
         return probs, presence.sigmoid(), probs.amax(dim=(2, 3))
