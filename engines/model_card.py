@@ -1,8 +1,8 @@
 """The model card: what a model directory holds and how to run it, in `model_card.json`.
 
 A model directory (the bundled one is ``models/default``) holds ``model.onnx`` (FP32),
-``model.fp16.onnx`` (FP16 weights and compute inside the graph, for TensorRT), ``model.pt``
-(the same weights for the PyTorch backend) and this card.
+``model.fp16.onnx`` (FP16 weights and compute inside the graph, for TensorRT),
+``model.torchscript.pt`` (the same graph for the PyTorch backend) and this card.
 The card names the classes, the input the engine takes, the normalisation inside the graph,
 the tuned post-processing thresholds, the training data and validation metrics, the sha256 of
 each ONNX file and the exact commands that produced it.

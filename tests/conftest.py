@@ -71,9 +71,9 @@ def tiny_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         augment=AugmentConfig(crop=(128, 256)),
         epochs=3,
         batch_size=4,
-        steps_per_epoch=6,
+        steps_per_epoch=8,
         val_split=0.25,
-        lr=3e-3,
+        lr=1e-2,
         seed=5,
         workers=0,
     )

@@ -1,4 +1,4 @@
-"""`defectd export`: checkpoint → model directory (FP32 + FP16 ONNX, weights, card), with parity.
+"""`defectd export`: checkpoint → model directory (FP32/FP16 ONNX, TorchScript, card), checked.
 
 Both ONNX files take uint8 N×1×256×1600 frames (dynamic batch) and normalise inside the
 graph. The FP16 file holds weights and compute in half (TensorRT 11 has no FP16 builder
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 OPSET = 17
 FP32_NAME = "model.onnx"
 FP16_NAME = "model.fp16.onnx"
-TORCH_NAME = "model.pt"  # the same weights for the PyTorch backend
+TORCH_NAME = "model.torchscript.pt"  # the same graph for the PyTorch backend (no training/)
 PARITY_SEED = 424242  # synthetic frames for the parity check; never a training seed
 
 
@@ -74,6 +74,17 @@ def export_onnx(graph: InferenceGraph, path: Path, spec: InputSpec) -> None:
             do_constant_folding=True,
             dynamo=False,
         )
+
+
+def export_torchscript(graph: InferenceGraph, path: Path, spec: InputSpec) -> None:
+    """Trace `graph` to TorchScript: the engines' torch backend loads it without importing
+    training/. Shapes stay dynamic and a later ``.half()`` carries through (see Normalise)."""
+    graph.eval()
+    example = torch.zeros((2, spec.channels, spec.height, spec.width), dtype=torch.uint8)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]
+        traced = torch.jit.trace(graph, (example,))  # type: ignore[no-untyped-call]
+    torch.jit.save(traced, str(path))
 
 
 def parity_frames(spec: InputSpec, count: int = 4) -> npt.NDArray[np.uint8]:
@@ -150,23 +161,25 @@ def export_model(
     log.info("exporting FP16 ONNX to %s", out / FP16_NAME)
     export_onnx(fp16, out / FP16_NAME, spec)
 
-    torch.save(
-        {
-            "model_config": asdict(model.config),
-            "state_dict": model.state_dict(),
-            "normalisation": (mean, std),
-        },
-        out / TORCH_NAME,
-    )
+    log.info("tracing the TorchScript graph to %s", out / TORCH_NAME)
+    export_torchscript(fp32, out / TORCH_NAME, spec)
 
     frames = parity_frames(spec)
     reference = torch_reference(fp32, frames)
+    scripted = torch.jit.load(str(out / TORCH_NAME))  # type: ignore[no-untyped-call]
+    with torch.inference_mode():
+        script_probs, script_presence, _ = scripted(torch.from_numpy(frames))
+    script_vs_torch = compare((script_probs.numpy(), script_presence.numpy()), reference)
     ort32 = OnnxRuntimeEngine(out / FP32_NAME, spec).infer(frames)
     ort16 = OnnxRuntimeEngine(out / FP16_NAME, spec).infer(frames)
     onnx_vs_torch = compare((ort32.probs, ort32.presence), reference)
     fp16_vs_fp32 = compare((ort16.probs, ort16.presence), (ort32.probs, ort32.presence))
     log.info("parity ONNX FP32 vs torch: %s", onnx_vs_torch)
     log.info("parity ONNX FP16 vs FP32: %s", fp16_vs_fp32)
+    if script_vs_torch.max_abs_diff_probs > 1e-5:
+        raise ExportError(
+            f"TorchScript differs from torch by {script_vs_torch.max_abs_diff_probs:.2e}"
+        )
     if onnx_vs_torch.max_abs_diff_probs > 1e-4:
         raise ExportError(f"ONNX FP32 differs from torch by {onnx_vs_torch.max_abs_diff_probs:.2e}")
     if fp16_vs_fp32.max_abs_diff_probs > 1e-2 or fp16_vs_fp32.mask_agreement < 0.999:
@@ -204,6 +217,7 @@ def export_model(
             "python": platform.python_version(),
         },
         parity={
+            "torchscript_vs_torch": script_vs_torch.to_dict(),
             "onnx_fp32_vs_torch": onnx_vs_torch.to_dict(),
             "onnx_fp16_vs_fp32": fp16_vs_fp32.to_dict(),
         },

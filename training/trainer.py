@@ -218,6 +218,7 @@ def plot_curves(rows: list[EpochRow], path: Path, title: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r.epoch for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
@@ -238,7 +239,9 @@ def plot_curves(rows: list[EpochRow], path: Path, title: str) -> None:
             label=f"class {index + 1}",
         )
     right.set_xlabel("epoch")
-    right.set_ylabel("validation Kaggle Dice")
+    right.set_ylabel("validation Kaggle Dice (thresholds 0.5, untuned)")
+    for axis in (left, right):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.grid(alpha=0.3)
     right.legend(loc="lower right")
     fig.suptitle(title)

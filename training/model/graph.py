@@ -32,14 +32,16 @@ class Normalise(nn.Module):
         self.register_buffer("std", torch.tensor(std * 255.0))
 
     def forward(self, frames: Tensor) -> Tensor:
-        return (frames.to(self.mean.dtype) - self.mean) / self.std
+        # uint8 − float promotes to the buffers' dtype at run time (no cast baked into a
+        # trace), so a traced graph follows a later .half().
+        return (frames - self.mean) / self.std
 
 
 def to_model_channels(frames: Tensor, channels: int) -> Tensor:
     """Grey N×1×H×W frames repeated to the model's channels (3 for an RGB-stem model)."""
-    if frames.shape[1] == 1 and channels > 1:
-        return frames.expand(-1, channels, -1, -1)
-    return frames
+    # expand() is a no-op on frames that already have `channels`; no shape test, so no
+    # data-dependent branch in a trace.
+    return frames.expand(-1, channels, -1, -1) if channels > 1 else frames
 
 
 class TrainingGraph(nn.Module):
