@@ -81,10 +81,14 @@ def export_torchscript(graph: InferenceGraph, path: Path, spec: InputSpec) -> No
     training/. Shapes stay dynamic and a later ``.half()`` carries through (see Normalise)."""
     graph.eval()
     example = torch.zeros((2, spec.channels, spec.height, spec.width), dtype=torch.uint8)
+    # torch 2.13 marks torch.jit deprecated in favour of torch.export; TorchScript still
+    # loads anywhere with no model code and follows .half()/.cuda(), which the torch backend
+    # needs. Revisit when torch removes it.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]
+        warnings.simplefilter("ignore", DeprecationWarning)
         traced = torch.jit.trace(graph, (example,))  # type: ignore[no-untyped-call]
-    torch.jit.save(traced, str(path))
+        torch.jit.save(traced, str(path))
 
 
 def parity_frames(spec: InputSpec, count: int = 4) -> npt.NDArray[np.uint8]:
@@ -166,7 +170,9 @@ def export_model(
 
     frames = parity_frames(spec)
     reference = torch_reference(fp32, frames)
-    scripted = torch.jit.load(str(out / TORCH_NAME))  # type: ignore[no-untyped-call]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.load(str(out / TORCH_NAME))  # type: ignore[no-untyped-call]
     with torch.inference_mode():
         script_probs, script_presence, _ = scripted(torch.from_numpy(frames))
     script_vs_torch = compare((script_probs.numpy(), script_presence.numpy()), reference)
