@@ -25,46 +25,30 @@ def _band(width: int, height: int = _BAND) -> BGRImage:
     return np.full((height, width, 3), 24, np.uint8)
 
 
+def _colour(class_id: int) -> tuple[int, int, int]:
+    return CLASS_COLOURS.get(class_id, (255, 255, 255))
+
+
 def overlay(image: npt.NDArray[np.uint8], defects: FrameDefects, alpha: float = 0.35) -> BGRImage:
     """The grey frame in BGR, each kept class mask filled (alpha) and outlined in its colour,
     each component tagged with its class number."""
     frame = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     filled = frame.copy()
-    for index in range(defects.masks.shape[0]):
-        mask = defects.masks[index]
-        if mask.any():
-            filled[mask > 0] = CLASS_COLOURS.get(index + 1, (255, 255, 255))
+    present = [i for i in range(defects.masks.shape[0]) if defects.masks[i].any()]
+    for index in present:
+        filled[defects.masks[index] > 0] = _colour(index + 1)
     out: BGRImage = np.asarray(cv2.addWeighted(filled, alpha, frame, 1.0 - alpha, 0.0), np.uint8)
-    for index in range(defects.masks.shape[0]):
-        mask = defects.masks[index]
-        if not mask.any():
-            continue
-        colour = CLASS_COLOURS.get(index + 1, (255, 255, 255))
-        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(out, contours, -1, colour, 2, cv2.LINE_AA)
+    for index in present:
+        contours, _ = cv2.findContours(
+            defects.masks[index], cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+        )
+        cv2.drawContours(out, contours, -1, _colour(index + 1), 2, cv2.LINE_AA)
     for component in defects.components:
         x, y, _, _ = component.bbox
-        colour = CLASS_COLOURS.get(component.class_id, (255, 255, 255))
-        cv2.putText(
-            out,
-            str(component.class_id),
-            (x + 2, max(y + 14, 14)),
-            _FONT,
-            0.5,
-            (0, 0, 0),
-            3,
-            cv2.LINE_AA,
-        )
-        cv2.putText(
-            out,
-            str(component.class_id),
-            (x + 2, max(y + 14, 14)),
-            _FONT,
-            0.5,
-            colour,
-            1,
-            cv2.LINE_AA,
-        )
+        where, text = (x + 2, max(y + 14, 14)), str(component.class_id)
+        # A dark halo under the coloured number keeps it readable on any steel.
+        for colour, thickness in (((0, 0, 0), 3), (_colour(component.class_id), 1)):
+            cv2.putText(out, text, where, _FONT, 0.5, colour, thickness, cv2.LINE_AA)
     return out
 
 
@@ -75,8 +59,7 @@ def legend(defects: FrameDefects, width: int) -> BGRImage:
         class_id = index + 1
         found = [c for c in defects.components if c.class_id == class_id]
         band = _band(width, 20)
-        colour = CLASS_COLOURS.get(class_id, (255, 255, 255))
-        cv2.rectangle(band, (8, 4), (22, 16), colour, -1 if found else 1)
+        cv2.rectangle(band, (8, 4), (22, 16), _colour(class_id), -1 if found else 1)
         name = CLASS_NAMES.get(class_id, f"class {class_id}")
         if found:
             text = (
