@@ -21,11 +21,10 @@ from engines.severstal import read_grey
 
 @dataclass(frozen=True)
 class FrameResult:
-    """One frame's raw engine output (probabilities kept only if asked) and its defects."""
+    """One frame's defects."""
 
     image_id: str
     defects: FrameDefects
-    probs: npt.NDArray[np.floating] | None = None
 
 
 def batches(
@@ -55,7 +54,6 @@ class Predictor:
         folder: Path,
         image_ids: Sequence[str],
         batch_size: int = 4,
-        keep_probs: bool = False,
         progress: Callable[[int], None] | None = None,
     ) -> Iterator[FrameResult]:
         """Results for `image_ids` in `folder`, in order; `progress(n)` after each batch."""
@@ -63,8 +61,7 @@ class Predictor:
         for ids, frames in batches(folder, image_ids, shape, batch_size):
             output = self.engine.infer(frames)
             for index, image_id in enumerate(ids):
-                probs = output.probs[index] if keep_probs else None
-                yield FrameResult(image_id, self.defects(output, index), probs)
+                yield FrameResult(image_id, self.defects(output, index))
             if progress is not None:
                 progress(len(ids))
 

@@ -48,11 +48,10 @@ def run(args: argparse.Namespace) -> int:
     """Predict, score, print."""
     card, predictor = open_model(args)
     dataset = SeverstalDataset(args.data, shape=card.input.shape, num_classes=card.num_classes)
-    bar, update = progress_bar(args, len(dataset), "evaluate")
-    with bar:
+    with progress_bar(args, len(dataset), "evaluate") as bar:
         pred = to_labels(
             predictor.run_folder(
-                dataset.images_dir, dataset.image_ids, args.batch_size, progress=update
+                dataset.images_dir, dataset.image_ids, args.batch_size, progress=bar.update
             ),
             card.num_classes,
         )

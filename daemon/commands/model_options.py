@@ -4,8 +4,6 @@ tune): --model DIR (default: the bundled model), --precision, --threads, --batch
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 
 from tqdm import tqdm
 
@@ -43,9 +41,6 @@ def open_model(args: argparse.Namespace) -> tuple[ModelCard, Predictor]:
     return card, Predictor(engine, card.thresholds)
 
 
-def progress_bar(
-    args: argparse.Namespace, total: int, what: str
-) -> tuple[AbstractContextManager[object], Callable[[int], None]]:
-    """(context manager, update function) for a frames progress bar on stderr."""
-    bar = tqdm(total=total, desc=what, unit="frame", disable=args.no_progress, dynamic_ncols=True)
-    return bar, bar.update
+def progress_bar(args: argparse.Namespace, total: int, what: str) -> tqdm:
+    """A frames progress bar on stderr (off with --no-progress); use it as a context manager."""
+    return tqdm(total=total, desc=what, unit="frame", disable=args.no_progress, dynamic_ncols=True)

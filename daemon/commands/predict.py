@@ -36,10 +36,9 @@ def run(args: argparse.Namespace) -> int:
     ids = list_images(args.images)
     if not ids:
         raise ValueError(f"{args.images} holds no .jpg/.jpeg/.png images")
-    bar, update = progress_bar(args, len(ids), "predict")
-    with bar:
+    with progress_bar(args, len(ids), "predict") as bar:
         table = to_labels(
-            predictor.run_folder(args.images, ids, args.batch_size, progress=update),
+            predictor.run_folder(args.images, ids, args.batch_size, progress=bar.update),
             card.num_classes,
         )
     partial = args.out.with_name(args.out.name + ".partial")

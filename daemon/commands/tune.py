@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from daemon.commands.model_options import add_model_arguments, open_model, progress_bar
+from engines.inference import batches
 from engines.model_card import write_card
 from engines.severstal import SeverstalDataset
 
@@ -47,14 +48,15 @@ def run(args: argparse.Namespace) -> int:
     card, predictor = open_model(args)
     dataset = SeverstalDataset(args.data, shape=card.input.shape, num_classes=card.num_classes)
     tuner = Tuner(card.num_classes)
-    bar, update = progress_bar(args, len(dataset), "tune")
-    with bar:
-        results = predictor.run_folder(
-            dataset.images_dir, dataset.image_ids, args.batch_size, keep_probs=True, progress=update
-        )
-        for result in results:
-            assert result.probs is not None
-            tuner.add(result.probs, result.defects.presence, dataset.load_masks(result.image_id))
+    # Tuning needs the raw engine output only: no post-processing at the card's thresholds.
+    shape, engine = card.input.shape, predictor.engine
+    with progress_bar(args, len(dataset), "tune") as bar:
+        for ids, frames in batches(dataset.images_dir, dataset.image_ids, shape, args.batch_size):
+            output = engine.infer(frames)
+            for index, image_id in enumerate(ids):
+                masks = dataset.load_masks(image_id)
+                tuner.add(output.probs[index], output.presence[index], masks)
+            bar.update(len(ids))
     chosen = tuner.solve(args.min_recall)
     print(
         f"tuned on {tuner.frames} frames of {args.data}"
