@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from engines.files import write_json
 from engines.postprocess import PostprocessConfig
 
 CARD_NAME = "model_card.json"
@@ -195,9 +196,7 @@ def read_card(directory: Path | str) -> ModelCard:
 def write_card(card: ModelCard, directory: Path | str) -> Path:
     """Write the card atomically into `directory` and return its path."""
     path = Path(directory) / CARD_NAME
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(card.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(partial, path)
+    write_json(card.to_dict(), path)
     return path
 
 

@@ -16,7 +16,6 @@ import csv
 import json
 import logging
 import math
-import os
 import shlex
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
+from engines.files import atomic_write, write_json
 from engines.postprocess import PostprocessConfig, postprocess
 from engines.scoring import mask_dice
 from engines.severstal import SeverstalDataset
@@ -189,15 +189,7 @@ class Validation:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    partial = path.with_suffix(path.suffix + ".partial")
-    torch.save(obj, partial)
-    os.replace(partial, path)
-
-
-def _write_json(obj: Any, path: Path) -> None:
-    partial = path.with_suffix(path.suffix + ".partial")
-    partial.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(partial, path)
+    atomic_write(path, lambda partial: torch.save(obj, partial))
 
 
 def write_metrics(rows: list[EpochRow], path: Path) -> None:
@@ -327,8 +319,8 @@ class Trainer:
         else:
             classes = {i: dataset.classes(i) for i in dataset.image_ids}
             train_ids, val_ids = stratified_split(classes, cfg.val_split, cfg.seed)
-            _write_json({"train": train_ids, "val": val_ids}, split_path)
-            _write_json(cfg.to_dict(), self.out / "config.json")
+            write_json({"train": train_ids, "val": val_ids}, split_path)
+            write_json(cfg.to_dict(), self.out / "config.json")
         if len(train_ids) < cfg.batch_size:
             raise TrainError(
                 f"{len(train_ids)} training images is fewer than --batch-size {cfg.batch_size}"

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from daemon.commands.model_options import add_model_arguments, open_model, progress_bar
+from engines.files import atomic_write
 from engines.inference import to_labels
 from engines.labels import write_labels
 from engines.severstal import list_images
@@ -41,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
             predictor.run_folder(args.images, ids, args.batch_size, progress=bar.update),
             card.num_classes,
         )
-    partial = args.out.with_name(args.out.name + ".partial")
-    rows = write_labels(partial, table, layout=args.layout, image_ids=ids)
-    partial.replace(args.out)
+    rows = atomic_write(
+        args.out, lambda path: write_labels(path, table, layout=args.layout, image_ids=ids)
+    )
     flagged = sum(1 for i in ids if table.classes(i))
     print(f"wrote {args.out}: {rows} rows for {len(ids)} images, {flagged} with defects")
     return 0

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 
+from engines.files import atomic_write
 from engines.labels import LabelTable, write_labels
 from engines.rle import encode
 from engines.synth.line import SynthConfig, SyntheticLine
@@ -99,7 +99,5 @@ def write_dataset(
         if progress is not None:
             progress(done)
     # Write then rename: a crash never leaves a half-written train.csv behind.
-    partial = out / "train.csv.partial"
-    rows = write_labels(partial, labels, layout="new")
-    os.replace(partial, out / "train.csv")
+    rows = atomic_write(out / "train.csv", lambda path: write_labels(path, labels, layout="new"))
     return DatasetSummary(out, count, defect_free, tuple(class_frames), rows)
