@@ -164,10 +164,8 @@ def postprocess(
         if not binary.any():
             continue
         labels, stats, centroids = components(binary, thresholds.min_component_area)
-        if stats.shape[0] == 0 or int(stats[:, cv2.CC_STAT_AREA].sum()) < max(
-            thresholds.min_mask_area, 1
-        ):
-            continue
+        if int(stats[:, cv2.CC_STAT_AREA].sum()) < max(thresholds.min_mask_area, 1):
+            continue  # no component left, or too little area for the class
         kept = labels > 0
         masks[index][kept] = 1
         for number, (x, y, w, h, area) in enumerate(stats.tolist(), start=1):

@@ -101,7 +101,7 @@ def parity_frames(spec: InputSpec, count: int = 4) -> npt.NDArray[np.uint8]:
         frame = line.frame(index)
         index += 1
         new = set(frame.classes) - seen
-        if new or (len(frames) < count and index > 200):
+        if new or index > 200:  # new classes first; any frame once they run out
             frames.append(frame.image)
             seen |= set(frame.classes)
     if frame.image.shape != spec.shape:
