@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "daemon.commands.evaluate",
     "daemon.commands.predict",
     "daemon.commands.inspect",
+    "daemon.commands.build_engine",
 )
 
 
@@ -54,9 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         status: int = args.handler(args)
-    except (CommandError, ValueError, OSError) as exc:
+    except (CommandError, ValueError, OSError, RuntimeError) as exc:
         # Input problems (bad files, malformed rows, wrong options) are ValueError/OSError
-        # subclasses with messages that name the fix; -v shows the traceback too.
+        # subclasses, and a missing runtime (no CUDA, no TensorRT) a RuntimeError, each with
+        # a message that names the fix; -v shows the traceback too.
         if args.verbose:
             raise
         print(f"defectd {args.command}: error: {exc}", file=sys.stderr)

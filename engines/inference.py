@@ -47,7 +47,9 @@ class Predictor:
 
     def defects(self, output: EngineOutput, index: int) -> FrameDefects:
         """Post-processed defects of frame `index` of a batch output."""
-        return postprocess(output.probs[index], output.presence[index], self.thresholds)
+        return postprocess(
+            output.probs[index], output.presence[index], self.thresholds, output.peak[index]
+        )
 
     def run_folder(
         self,

@@ -34,15 +34,12 @@ def overlay(image: npt.NDArray[np.uint8], defects: FrameDefects, alpha: float = 
     each component tagged with its class number."""
     frame = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     filled = frame.copy()
-    present = [i for i in range(defects.masks.shape[0]) if defects.masks[i].any()]
-    for index in present:
-        filled[defects.masks[index] > 0] = _colour(index + 1)
+    for class_id, plane in defects.planes.items():
+        filled[plane > 0] = _colour(class_id)
     out: BGRImage = np.asarray(cv2.addWeighted(filled, alpha, frame, 1.0 - alpha, 0.0), np.uint8)
-    for index in present:
-        contours, _ = cv2.findContours(
-            defects.masks[index], cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
-        )
-        cv2.drawContours(out, contours, -1, _colour(index + 1), 2, cv2.LINE_AA)
+    for class_id, plane in defects.planes.items():
+        contours, _ = cv2.findContours(plane, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(out, contours, -1, _colour(class_id), 2, cv2.LINE_AA)
     for component in defects.components:
         x, y, _, _ = component.bbox
         where, text = (x + 2, max(y + 14, 14)), str(component.class_id)
@@ -55,7 +52,7 @@ def overlay(image: npt.NDArray[np.uint8], defects: FrameDefects, alpha: float = 
 def legend(defects: FrameDefects, width: int) -> BGRImage:
     """One line per class: colour, name, kept area, largest component, peak and presence."""
     rows = []
-    for index in range(defects.masks.shape[0]):
+    for index in range(len(defects.presence)):
         class_id = index + 1
         found = [c for c in defects.components if c.class_id == class_id]
         band = _band(width, 20)

@@ -101,16 +101,32 @@ class Component:
 
 @dataclass(frozen=True)
 class FrameDefects:
-    """Post-processed result of one frame: kept masks, their components, the raw scores."""
+    """Post-processed result of one frame: kept masks, their components, the raw scores.
 
-    masks: UInt8Array  # C×H×W 0/1
+    Only classes that were kept hold a mask, so a clean frame allocates nothing.
+    """
+
+    planes: Mapping[int, UInt8Array]  # class id (1-based) → H×W 0/1 mask, kept classes only
     components: tuple[Component, ...]
     presence: tuple[float, ...]  # presence score per class, before gating
+    shape: tuple[int, int]  # frame height, width
 
     @property
     def classes(self) -> tuple[int, ...]:
         """1-based classes with a kept mask."""
         return tuple(sorted({c.class_id for c in self.components}))
+
+    @property
+    def masks(self) -> UInt8Array:
+        """All classes as one C×H×W 0/1 array (built on demand; for drawing and scoring)."""
+        masks = np.zeros((len(self.presence), *self.shape), np.uint8)
+        for class_id, plane in self.planes.items():
+            masks[class_id - 1] = plane
+        return masks
+
+    def mask(self, class_id: int) -> UInt8Array | None:
+        """The kept H×W mask of `class_id`, or None when the class was dropped."""
+        return self.planes.get(class_id)
 
     def area(self, class_id: int) -> int:
         """Kept pixels of class `class_id`."""
@@ -118,8 +134,8 @@ class FrameDefects:
 
     def rle(self, class_id: int) -> str:
         """Kaggle RLE of the kept mask of class `class_id` ("" when dropped)."""
-        plane = self.masks[class_id - 1]
-        return encode(plane) if plane.any() else ""
+        plane = self.planes.get(class_id)
+        return encode(plane) if plane is not None else ""
 
 
 def components(
@@ -143,9 +159,17 @@ def components(
 
 
 def postprocess(
-    probs: FloatArray, presence: Sequence[float] | FloatArray, config: PostprocessConfig
+    probs: FloatArray,
+    presence: Sequence[float] | FloatArray,
+    config: PostprocessConfig,
+    peak: Sequence[float] | FloatArray | None = None,
 ) -> FrameDefects:
-    """Defects of one frame from its C×H×W class probabilities and C presence scores."""
+    """Defects of one frame from its C×H×W class probabilities and C presence scores.
+
+    `peak` (the engine's per-class maximum probability, computed inside the graph) lets a
+    class whose peak is below its pixel threshold be skipped without reading its H×W map:
+    a clean frame then costs a few comparisons (see `defectd bench postprocess`).
+    """
     if probs.ndim != 3 or probs.shape[0] != config.num_classes:
         raise ValueError(
             f"post-processing expects {config.num_classes}×H×W probabilities, "
@@ -154,20 +178,26 @@ def postprocess(
     scores = tuple(float(s) for s in np.asarray(presence, dtype=np.float64).reshape(-1))
     if len(scores) != config.num_classes:
         raise ValueError(f"expected {config.num_classes} presence scores, got {len(scores)}")
-    masks = np.zeros(probs.shape, np.uint8)
+    peaks = None
+    if peak is not None:
+        peaks = np.asarray(peak, dtype=np.float64).reshape(-1)
+        if peaks.size != config.num_classes:
+            raise ValueError(f"expected {config.num_classes} peak scores, got {peaks.size}")
+    planes: dict[int, UInt8Array] = {}
     found: list[Component] = []
     for index, thresholds in enumerate(config.classes):
         if scores[index] < thresholds.presence:
             continue
+        if peaks is not None and peaks[index] < thresholds.pixel:
+            continue  # no pixel can pass: the full map is never touched
         plane = probs[index]
-        binary = (plane >= thresholds.pixel).astype(np.uint8)
-        if not binary.any():
+        binary = (plane >= thresholds.pixel).view(np.uint8)
+        if peaks is None and not binary.any():
             continue
         labels, stats, centroids = components(binary, thresholds.min_component_area)
         if int(stats[:, cv2.CC_STAT_AREA].sum()) < max(thresholds.min_mask_area, 1):
             continue  # no component left, or too little area for the class
-        kept = labels > 0
-        masks[index][kept] = 1
+        planes[index + 1] = (labels > 0).view(np.uint8)
         for number, (x, y, w, h, area) in enumerate(stats.tolist(), start=1):
             window = (slice(y, y + h), slice(x, x + w))
             inside = plane[window][labels[window] == number].astype(np.float64)
@@ -182,4 +212,5 @@ def postprocess(
                     centroid=(float(cx), float(cy)),
                 )
             )
-    return FrameDefects(masks, tuple(found), scores)
+    height, width = probs.shape[1:]
+    return FrameDefects(planes, tuple(found), scores, (int(height), int(width)))

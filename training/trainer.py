@@ -67,6 +67,7 @@ class TrainConfig:
     device: str = "auto"
     encoder_weights: str | None = None
     balance: float = 0.75  # class-balanced sampling power: 0 as in the data, 1 equal shares
+    init_from: str | None = None  # fine-tune: start from this checkpoint's weights
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -143,6 +144,8 @@ def train_command(cfg: TrainConfig) -> str:
         parts += ["--in-channels", str(model.in_channels)]
     if cfg.encoder_weights:
         parts += ["--encoder-weights", cfg.encoder_weights]
+    if cfg.init_from:
+        parts += ["--init-from", cfg.init_from]
     return shlex.join(parts)
 
 
@@ -301,6 +304,13 @@ class Trainer:
                 f"{self.out} already holds a run: pass --resume to continue it, or choose "
                 "another --out"
             )
+        if config.init_from:
+            # Fine-tuning keeps the architecture of the weights it starts from.
+            _, _, state = load_checkpoint(config.init_from)
+            model = ModelConfig(**state["model_config"])
+            if model != config.model:
+                log.info("--init-from %s: using its model %s", config.init_from, model)
+            return replace(config, model=model)
         return config
 
     def run(self, progress: bool = True) -> list[EpochRow]:
@@ -327,10 +337,23 @@ class Trainer:
             )
 
         model = build_model(cfg.model, cfg.encoder_weights)
+        initial: dict[str, Any] | None = None
         if self.resume:
             state = torch.load(self.out / "last.pt", map_location="cpu", weights_only=False)
             mean, std = state["normalisation"]
             pos_weight = state["pos_weight"]
+        elif cfg.init_from:
+            state = None
+            _, _, initial = load_checkpoint(cfg.init_from)
+            model.load_state_dict(initial["model"])
+            mean, std = initial["normalisation"]  # the weights were trained on this scaling
+            pos_weight = positive_weights(dataset, train_ids)
+            log.info(
+                "fine-tuning from %s (epoch %d, validation Dice %.4f)",
+                cfg.init_from,
+                initial["epoch"],
+                initial["best_dice"],
+            )
         else:
             state = None
             mean, std = grey_statistics(dataset, train_ids)
@@ -354,6 +377,8 @@ class Trainer:
 
         history: list[EpochRow] = []
         commands = [self.command] if self.command else []
+        if initial is not None:
+            commands = [*initial.get("commands", []), *commands]  # the whole recipe
         best = -1.0
         start_epoch = 1
         if state is not None:

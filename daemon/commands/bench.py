@@ -8,40 +8,91 @@ import json
 import shlex
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engines.benchmarks import BenchResult, format_table, machine_summary
+from engines.engine import PRECISIONS
+from engines.selection import CHOICES
 
-SUITES = ("rle", "synth", "model")
+if TYPE_CHECKING:
+    from engines.benchmarks.engine import EngineBenchResult
+
+DEFAULT_SUITES = ("rle", "synth", "model", "postprocess")
+SUITES = (*DEFAULT_SUITES, "engine")  # engine: minutes per backend, run only when named
+
+
+def batch_sizes(text: str) -> list[int]:
+    """--batch "1,2,4" → [1, 2, 4]; a clear argparse error for anything else."""
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"--batch takes positive whole numbers separated by commas, e.g. 1,2,4,8; got {text!r}"
+        )
+    return sorted(set(sizes))
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `bench` subcommand."""
     parser = subparsers.add_parser(
         "bench",
-        help="micro-benchmarks (RLE, synthetic line, model on ONNX Runtime); markdown table",
+        help="micro-benchmarks (RLE, synthetic line, model, engine by batch size); markdown",
         description="Run micro-benchmarks. Medians of many repeats; compare within one run.",
     )
     parser.add_argument(
         "suites",
         nargs="*",
-        default=list(SUITES),
+        default=list(DEFAULT_SUITES),
         metavar="SUITE",
-        help=f"which to run: {', '.join(SUITES)} (default all)",
+        help=f"which to run: {', '.join(SUITES)} (default {', '.join(DEFAULT_SUITES)})",
     )
     parser.add_argument("--repeats", type=int, default=300, help="timed calls per case")
     parser.add_argument(
         "--labels", type=Path, help="a Severstal train.csv whose real masks become extra RLE cases"
     )
     parser.add_argument(
-        "--model", type=Path, help="model directory for the model suite (default: bundled)"
+        "--model",
+        type=Path,
+        help="model directory for the model and engine suites (default: bundled)",
     )
     parser.add_argument(
         "--model-repeats", type=int, default=20, help="timed engine calls per model case"
     )
     parser.add_argument(
-        "--threads", type=int, default=2, help="ONNX Runtime threads for the model suite"
+        "--threads",
+        type=int,
+        default=2,
+        help="CPU threads for the model and engine suites (ONNX Runtime, torch on the CPU)",
     )
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    engine = parser.add_argument_group("engine suite")
+    engine.add_argument(
+        "--backend",
+        default="auto",
+        choices=CHOICES,
+        help="engine backend, as engine.backend in the daemon config (default auto)",
+    )
+    engine.add_argument(
+        "--batch",
+        type=batch_sizes,
+        default=[1, 2, 4, 8, 16, 32],
+        metavar="N,N,...",
+        help="batch sizes to time (default 1,2,4,8,16,32); the engine opens with the largest",
+    )
+    engine.add_argument(
+        "--seconds", type=float, default=5.0, help="timed seconds per batch size (default 5)"
+    )
+    engine.add_argument(
+        "--precision", choices=PRECISIONS, help="default: fp16 on a GPU, fp32 on the CPU"
+    )
+    engine.add_argument(
+        "--device", choices=("cpu", "cuda"), help="default: cuda when the backend can use it"
+    )
+    engine.add_argument("--json-out", type=Path, help="write the whole engine result as JSON")
+    engine.add_argument("--plot", type=Path, help="write frames/s and p99 latency as a PNG")
+    engine.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
 
@@ -52,7 +103,12 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.suites) - set(SUITES))
     if unknown:
         raise ValueError(f"unknown suite(s) {', '.join(unknown)}; choose from {', '.join(SUITES)}")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    if args.seconds <= 0:
+        raise ValueError(f"--seconds must be positive, got {args.seconds:g}")
     results: list[BenchResult] = []
+    engine_result = None
     for suite in args.suites:
         if suite == "rle":
             from engines.benchmarks import rle
@@ -68,13 +124,25 @@ def run(args: argparse.Namespace) -> int:
 
             model_dir = args.model or default_model_dir()
             results += model.run(model_dir, args.model_repeats, args.threads)
-    words = ["defectd", "bench", *args.suites, "--repeats", str(args.repeats)]
+        elif suite == "postprocess":
+            from engines.benchmarks import postprocess
+            from engines.model_card import default_model_dir
+
+            model_dir = args.model or default_model_dir()
+            results += postprocess.run(model_dir, args.model_repeats, args.threads)
+        elif suite == "engine":
+            engine_result = _run_engine(args)
+    words = ["defectd", "bench", *args.suites]
+    if {"rle", "synth"} & set(args.suites):
+        words += ["--repeats", str(args.repeats)]
     if args.labels:
         words += ["--labels", str(args.labels)]
-    if "model" in args.suites:
+    if {"model", "postprocess"} & set(args.suites):
         words += ["--model-repeats", str(args.model_repeats), "--threads", str(args.threads)]
         if args.model:
             words += ["--model", str(args.model)]
+    if "engine" in args.suites:
+        words += _engine_words(args)
     command = " ".join(shlex.quote(word) for word in words)
     header = (
         f"Machine: {machine_summary()}  \n"
@@ -82,7 +150,14 @@ def run(args: argparse.Namespace) -> int:
         f"Command: `{command}`\n"
     )
     print(header)
-    print(format_table(results))
+    if results:
+        print(format_table(results))
+    if engine_result is not None:
+        from engines.benchmarks.engine_report import format_markdown
+
+        if results:
+            print()
+        print(format_markdown(engine_result))
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -90,8 +165,42 @@ def run(args: argparse.Namespace) -> int:
                     "machine": machine_summary(),
                     "command": command,
                     "results": [asdict(r) for r in results],
+                    **({"engine": engine_result.to_dict()} if engine_result else {}),
                 },
                 indent=2,
             )
         )
     return 0
+
+
+def _run_engine(args: argparse.Namespace) -> EngineBenchResult:
+    from engines.benchmarks.engine import run_engine_bench
+    from engines.model_card import default_model_dir
+
+    return run_engine_bench(
+        args.model or default_model_dir(),
+        backend=args.backend,
+        batches=args.batch,
+        seconds=args.seconds,
+        threads=args.threads,
+        precision=args.precision,
+        device=args.device,
+        json_out=args.json_out,
+        plot=args.plot,
+        progress=not args.no_progress,
+    )
+
+
+def _engine_words(args: argparse.Namespace) -> list[str]:
+    """The engine suite's options, for the recorded command line."""
+    words = ["--backend", args.backend, "--batch", ",".join(map(str, args.batch))]
+    words += ["--seconds", f"{args.seconds:g}"]
+    if "model" not in args.suites:  # else the model suite's words already name them
+        words += ["--threads", str(args.threads)]
+        if args.model:
+            words += ["--model", str(args.model)]
+    if args.precision:
+        words += ["--precision", args.precision]
+    if args.device:
+        words += ["--device", args.device]
+    return words

@@ -7,9 +7,9 @@ import argparse
 
 from tqdm import tqdm
 
-from engines.backends.onnxruntime_backend import OnnxRuntimeEngine
 from engines.inference import Predictor
 from engines.model_card import ModelCard, default_model_dir, read_card
+from engines.selection import CHOICES, EngineConfig, open_engine
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,23 +21,38 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "or $DEFECTD_MODEL)",
     )
     parser.add_argument(
+        "--backend",
+        default="onnxruntime",
+        choices=CHOICES,
+        help="engine backend (default onnxruntime: the reference; auto picks the fastest "
+        "installed, see docs/engines.md)",
+    )
+    parser.add_argument(
         "--precision",
         default="fp32",
         choices=("fp32", "fp16"),
-        help="which ONNX of the model to run on ONNX Runtime (default fp32)",
+        help="fp32 or fp16 (the FP16 ONNX on ONNX Runtime; FP16 on CUDA for torch)",
     )
-    parser.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     parser.add_argument("--batch-size", type=int, default=4, help="frames per engine call")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def open_model(args: argparse.Namespace) -> tuple[ModelCard, Predictor]:
-    """Read and verify the card, open an ONNX Runtime engine, pair it with the thresholds."""
+    """Read and verify the card, open the engine, pair it with the card's thresholds."""
     card = read_card(args.model or default_model_dir())
-    card.verify()
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
-    engine = OnnxRuntimeEngine.from_card(card, args.precision, args.threads)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    config = EngineConfig(
+        backend=args.backend,
+        precision=args.precision,
+        max_batch=args.batch_size,
+        threads=args.threads,
+        warmup=False,
+    )
+    engine = open_engine(card, config)  # verifies the card's sha256 first
     return card, Predictor(engine, card.thresholds)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engines.synth import SyntheticLine, write_contact_sheet, write_dataset
+from engines.synth import SynthConfig, SyntheticLine, write_contact_sheet, write_dataset
 from engines.synth.report import measure_line
 
 
@@ -28,6 +28,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="replace train.csv and train_images/*.jpg in a non-empty --out",
     )
+    parser.add_argument(
+        "--class-share",
+        type=_class_share,
+        metavar="C=S",
+        help="frames containing class C make share S of the set, e.g. 2=0.2 for a training "
+        "set rich in the rare class 2 (default: the real mix, 2%% of frames)",
+    )
     parser.add_argument("--preview", type=Path, help="also write a contact-sheet PNG here")
     parser.add_argument(
         "--preview-count", type=int, default=8, help="frames on the contact sheet (default 8)"
@@ -38,6 +45,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="measure --count frames against the real Severstal statistics and print them",
     )
     parser.set_defaults(handler=run)
+
+
+def _class_share(text: str) -> tuple[int, float]:
+    """Parse `C=S` (class id, share of frames)."""
+    try:
+        class_id, share = text.split("=")
+        return int(class_id), float(share)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--class-share {text!r}: write CLASS=SHARE, e.g. 2=0.2"
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     if args.preview is not None and args.preview.suffix.lower() != ".png":
         raise ValueError(f"--preview {args.preview} must end in .png")
 
+    config = SynthConfig(class_share=args.class_share)
+    SyntheticLine(args.seed, config)  # checks the share before any file is touched
     lines = []
     preview_count = args.preview_count
     if args.out is not None:
@@ -74,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
                 args.out,
                 args.count,
                 args.seed,
+                config,
                 jpeg_quality=args.jpeg_quality,
                 progress=progress,
                 overwrite=args.force,
@@ -85,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         preview_count = min(preview_count, args.count)  # only frames that were written
     if args.preview is not None:
         # Frames are deterministic by (seed, index): these are the written frames 0..n-1.
-        frames = list(SyntheticLine(args.seed).frames(preview_count))
+        frames = list(SyntheticLine(args.seed, config).frames(preview_count))
         write_contact_sheet(args.preview, frames)
         lines.append(
             f"Contact sheet of frames 0-{preview_count - 1} (seed {args.seed}): {args.preview}."
@@ -95,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
         with tqdm(total=args.count, unit="frame", desc="measure", leave=False) as bar:
             statistics = measure_line(
-                SyntheticLine(args.seed), args.count, lambda done: bar.update(done - bar.n)
+                SyntheticLine(args.seed, config), args.count, lambda done: bar.update(done - bar.n)
             )
         lines.append("\n" + statistics.describe())
     print(" ".join(lines).strip())

@@ -39,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--encoder-weights", type=Path, help="torchvision ResNet ImageNet checkpoint (.pth)"
     )
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        help="fine-tune: start from this checkpoint (a run directory or .pt); the model "
+        "options and grey normalisation come from it",
+    )
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument(
@@ -94,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         encoder_weights=str(args.encoder_weights) if args.encoder_weights else None,
         balance=args.balance,
+        init_from=str(args.init_from) if args.init_from else None,
     )
     trainer = Trainer(config, resume=args.resume, command=args.command_line)
     try:

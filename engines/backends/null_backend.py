@@ -7,27 +7,32 @@ allocation of N×C×H×W maps.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 
-from engines.engine import EngineOutput, as_batch
+from engines.engine import BaseEngine, EngineInfo, EngineOutput
 from engines.model_card import InputSpec
 
 
-class NullEngine:
+class NullEngine(BaseEngine):
     """An engine that finds nothing; same input checks as a real one."""
 
-    def __init__(self, spec: InputSpec = InputSpec(), num_classes: int = 4) -> None:  # noqa: B008
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be at least 1, got {num_classes}")
-        self.input = spec
-        self.num_classes = num_classes
-        self.name = "null"
+    def __init__(
+        self,
+        spec: InputSpec = InputSpec(),  # noqa: B008  (frozen dataclass)
+        classes: tuple[str, ...] = ("1", "2", "3", "4"),
+        max_batch: int = 32,
+        model: str = "none",
+    ) -> None:
+        if not classes:
+            raise ValueError("the null engine needs at least one class name")
+        super().__init__(EngineInfo("null", "cpu", "fp32", max_batch, model, classes), spec)
 
-    def infer(self, frames: npt.NDArray[Any]) -> EngineOutput:
-        batch = as_batch(frames, self.input)
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def _run(self, batch: npt.NDArray[np.uint8]) -> EngineOutput:
         n, c = batch.shape[0], self.num_classes
         zero = np.zeros((), np.float32)
         return EngineOutput(

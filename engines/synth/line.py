@@ -49,6 +49,7 @@ class SynthConfig:
     brightness: float = 120.0  # mean grey level of bare strip
     grain: float = 1.0  # contrast of grain and streaks, 1 = like the real frames
     max_label_fraction: float = 0.45  # cap on one class's label area, share of the frame
+    class_share: tuple[int, float] | None = None  # (c, s): frames with class c make share s
 
     def __post_init__(self) -> None:
         if self.height < 64 or self.width < 64:
@@ -117,7 +118,9 @@ class SyntheticLine:
                 config.height, config.width, config.brightness, config.grain, config.strip_edge_rate
             ),
         )
-        self._class_sets, self._class_p = class_set_probabilities(config.defect_free_share)
+        self._class_sets, self._class_p = class_set_probabilities(
+            config.defect_free_share, config.class_share
+        )
         self._area_scale = config.height * config.width / (REFERENCE_SHAPE[0] * REFERENCE_SHAPE[1])
         self._area_cap = config.max_label_fraction * config.height * config.width
 

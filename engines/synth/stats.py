@@ -77,15 +77,34 @@ COMPONENT_SHAPES: dict[int, ComponentShape] = {
 
 def class_set_probabilities(
     defect_free_share: float | None = None,
+    class_share: tuple[int, float] | None = None,
 ) -> tuple[tuple[tuple[int, ...], ...], np.ndarray]:
-    """Class combinations and their probabilities; optionally override the clean share."""
+    """Class combinations and their probabilities.
+
+    `defect_free_share` overrides the clean share, keeping the mix of defective combinations.
+    `class_share=(c, s)` gives the combinations containing class c a total probability of s,
+    keeping the relative mix inside and outside them: more examples of a rare class for
+    training, the same look per frame.
+    """
     sets = tuple(classes for classes, _ in CLASS_SET_COUNTS)
     counts = np.array([count for _, count in CLASS_SET_COUNTS], dtype=np.float64)
     p = counts / counts.sum()
     if defect_free_share is not None:
-        # Keep the mix of defective combinations, rescale it around the new clean share.
         p[1:] *= (1.0 - defect_free_share) / p[1:].sum()
         p[0] = defect_free_share
+    if class_share is not None:
+        class_id, share = class_share
+        if class_id not in range(1, NUM_CLASSES + 1) or not 0.0 <= share <= 1.0:
+            raise ValueError(
+                f"class share {class_id}={share}: use a class in 1..{NUM_CLASSES} and a share "
+                "in [0, 1], e.g. 2=0.2"
+            )
+        has = np.array([class_id in classes for classes in sets])
+        rest = p[~has].sum()
+        if share < 1.0 and rest == 0.0:
+            raise ValueError(f"class share {class_id}={share}: every frame already has it")
+        p[has] *= share / p[has].sum()
+        p[~has] *= (1.0 - share) / rest if rest else 0.0
     return sets, p
 
 

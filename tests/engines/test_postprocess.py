@@ -89,3 +89,27 @@ def test_config_round_trip_and_validation() -> None:
         PostprocessConfig.from_list([{"pixle": 0.5}])
     with pytest.raises(ValueError, match="whole number of pixels"):
         ClassThresholds(min_mask_area=-1)
+
+
+def test_peak_fast_path_gives_the_same_defects() -> None:
+    probs = frame_probs()
+    presence = [0.9, 0.9, 0.9, 0.9]
+    settings = config(min_component_area=20)
+    slow = postprocess(probs, presence, settings)
+    fast = postprocess(probs, presence, settings, peak=probs.max(axis=(1, 2)))
+    assert fast.components == slow.components
+    assert np.array_equal(fast.masks, slow.masks)
+    assert fast.classes == (1, 3)
+
+
+def test_a_clean_frame_keeps_no_mask() -> None:
+    probs = np.full((4, 64, 128), 0.2, np.float32)
+    result = postprocess(probs, [0.9] * 4, PostprocessConfig(), peak=[0.2] * 4)
+    assert result.planes == {} and result.components == () and result.classes == ()
+    assert result.masks.shape == (4, 64, 128) and not result.masks.any()
+    assert result.mask(1) is None and result.rle(1) == ""
+
+
+def test_peak_needs_one_score_per_class() -> None:
+    with pytest.raises(ValueError, match="expected 4 peak scores, got 2"):
+        postprocess(frame_probs(), [0.9] * 4, PostprocessConfig(), peak=[0.1, 0.2])

@@ -23,5 +23,5 @@ def test_no_defects_for_any_frame() -> None:
 def test_checks_input_like_a_real_engine() -> None:
     with pytest.raises(ValueError, match=r"expects N×1×256×1600 uint8 frames"):
         NullEngine().infer(np.zeros((1, 128, 128), np.uint8))
-    with pytest.raises(ValueError, match="num_classes"):
-        NullEngine(num_classes=0)
+    with pytest.raises(ValueError, match="at least one class"):
+        NullEngine(classes=())

@@ -1,0 +1,267 @@
+"""Open the right engine for this machine: ``engine.backend: auto | tensorrt | torch |
+onnxruntime | null``.
+
+``auto`` takes TensorRT when it is importable and a GPU is present, else PyTorch on CUDA, else
+ONNX Runtime on the CPU. The choice and its reason are logged, and `EngineInfo.labels()` is
+what the daemon exports as metric labels.
+
+What the machine has is found once by `detect_platform()` and passed to `choose_backend`, a
+pure function, so the decision is testable on any machine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from engines.backends.null_backend import NullEngine
+from engines.backends.onnxruntime_backend import OnnxRuntimeEngine, cuda_provider_available
+from engines.engine import BACKENDS, PRECISIONS, BaseEngine
+from engines.model_card import ModelCard, read_card
+
+log = logging.getLogger(__name__)
+CHOICES = ("auto", *BACKENDS)
+GPU_INSTALL_HINT = "pip install 'defectd[gpu]' (TensorRT and pycuda; needs an NVIDIA GPU)"
+
+
+def default_cache_dir() -> Path:
+    """$DEFECTD_ENGINE_CACHE, else ~/.cache/defectd/engines (systemd: StateDirectory)."""
+    configured = os.environ.get("DEFECTD_ENGINE_CACHE")
+    if configured:
+        return Path(configured)
+    return Path.home() / ".cache" / "defectd" / "engines"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The ``engine:`` section of the daemon config (and the bench/CLI engine options)."""
+
+    backend: str = "auto"
+    precision: str | None = None  # None: fp16 on the GPU, fp32 on the CPU
+    max_batch: int = 16
+    opt_batch: int | None = None  # TensorRT profile's "opt" batch; None: min(8, max_batch)
+    threads: int | None = None  # CPU threads (onnxruntime, torch on the CPU); None: all
+    device: str | None = None  # onnxruntime/torch: "cpu" or "cuda"; None: cuda when usable
+    cuda_graphs: bool = True  # torch on CUDA
+    cache_dir: str | None = None  # TensorRT engine cache; None: default_cache_dir()
+    workspace_mb: int = 4096  # TensorRT builder workspace limit
+    warmup: bool = True  # run every batch size once before the first frame
+
+    def __post_init__(self) -> None:
+        if self.backend not in CHOICES:
+            raise ValueError(f"engine.backend {self.backend!r} is not one of {', '.join(CHOICES)}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"engine.precision {self.precision!r}: use fp32 or fp16")
+        if self.device is not None and self.device not in ("cpu", "cuda"):
+            raise ValueError(f"engine.device {self.device!r}: use cpu or cuda")
+        if self.max_batch < 1:
+            raise ValueError(f"engine.max_batch must be at least 1, got {self.max_batch}")
+        if self.opt_batch is not None and not 1 <= self.opt_batch <= self.max_batch:
+            raise ValueError(
+                f"engine.opt_batch must be in 1..max_batch ({self.max_batch}), got {self.opt_batch}"
+            )
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"engine.threads must be at least 1, got {self.threads}")
+        if self.workspace_mb < 64:
+            raise ValueError(f"engine.workspace_mb must be at least 64, got {self.workspace_mb}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> EngineConfig:
+        """From the YAML ``engine:`` mapping; ValueError naming an unknown key."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"engine: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        try:
+            return cls(**dict(values))
+        except TypeError as exc:
+            raise ValueError(f"engine: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What this machine can run."""
+
+    tensorrt: bool  # tensorrt and pycuda importable
+    torch: bool  # torch importable
+    torch_cuda: bool  # torch sees a CUDA GPU
+    onnxruntime_cuda: bool  # onnxruntime-gpu's CUDA execution provider present
+
+    @property
+    def gpu(self) -> bool:
+        return self.torch_cuda or self.onnxruntime_cuda
+
+
+def _nvidia_gpu_present() -> bool:
+    """A GPU device node exists (no CUDA library needed to ask)."""
+    return Path("/dev/nvidia0").exists() or Path("/proc/driver/nvidia/gpus").is_dir()
+
+
+def detect_platform() -> Platform:
+    """Probe the installed libraries and the GPU once (imports only what is cheap to find)."""
+    has_trt = all(importlib.util.find_spec(name) is not None for name in ("tensorrt", "pycuda"))
+    has_torch = importlib.util.find_spec("torch") is not None
+    torch_cuda = False
+    if has_torch:
+        from engines.backends.torch_backend import cuda_available
+
+        torch_cuda = cuda_available()
+    return Platform(
+        tensorrt=has_trt and _nvidia_gpu_present(),
+        torch=has_torch,
+        torch_cuda=torch_cuda,
+        onnxruntime_cuda=cuda_provider_available() and _nvidia_gpu_present(),
+    )
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A backend, where it runs, at what precision, and why it was picked."""
+
+    backend: str
+    device: str  # "cpu" | "cuda"
+    precision: str
+    reason: str
+
+
+def choose_backend(config: EngineConfig, platform: Platform) -> Choice:
+    """The backend for `config` on `platform`; RuntimeError naming what to install."""
+    backend = config.backend
+    reason = f"engine.backend is {backend}"
+    if backend == "auto":
+        if platform.tensorrt:
+            backend, reason = "tensorrt", "auto: TensorRT is installed and a GPU is present"
+        elif platform.torch_cuda:
+            backend, reason = "torch", "auto: no TensorRT; PyTorch sees a CUDA GPU"
+        else:
+            backend, reason = "onnxruntime", "auto: no GPU backend usable; ONNX Runtime on CPU"
+    if backend == "tensorrt" and not platform.tensorrt:
+        raise RuntimeError(
+            f"engine.backend tensorrt: TensorRT/pycuda or an NVIDIA GPU is missing; "
+            f"{GPU_INSTALL_HINT}, or use backend auto"
+        )
+    if backend == "torch" and not platform.torch:
+        raise RuntimeError(
+            "engine.backend torch: PyTorch is not installed; pip install 'defectd[train]' "
+            "(CPU) or a CUDA torch build, or use backend onnxruntime"
+        )
+    device = config.device
+    if device is None:
+        if backend == "tensorrt":
+            device = "cuda"
+        elif backend == "torch":
+            device = "cuda" if platform.torch_cuda else "cpu"
+        elif backend == "onnxruntime":
+            device = "cuda" if (config.backend != "auto" and platform.onnxruntime_cuda) else "cpu"
+        else:
+            device = "cpu"  # null
+    if backend == "tensorrt" and device != "cuda":
+        raise ValueError("engine.backend tensorrt runs on the GPU: remove engine.device cpu")
+    precision = config.precision or ("fp16" if device == "cuda" else "fp32")
+    if backend == "tensorrt" and precision != "fp16":
+        raise ValueError(
+            "engine.backend tensorrt builds from model.fp16.onnx: set engine.precision fp16 "
+            "(or leave it unset)"
+        )
+    if backend == "torch" and device == "cpu" and precision == "fp16":
+        raise ValueError("torch fp16 needs CUDA: set engine.precision fp32 on the CPU")
+    return Choice(backend, device, precision, reason)
+
+
+@dataclass(frozen=True)
+class FrameFormat:
+    """What the cameras send, for the model-fits-frames check at start."""
+
+    height: int
+    width: int
+    channels: int = 1
+    classes: tuple[str, ...] | None = None  # names the events will use; None: any
+
+
+def check_model_fits(card: ModelCard, frames: FrameFormat) -> None:
+    """ValueError saying what the model expects when it cannot take these frames."""
+    spec = card.input
+    if (frames.height, frames.width) != spec.shape:
+        raise ValueError(
+            f"model {card.name} {card.version} takes {spec.width}×{spec.height} frames, "
+            f"the cameras are configured for {frames.width}×{frames.height}: use a model "
+            "trained for that frame size, or fix the camera width/height in the config"
+        )
+    if frames.channels != spec.channels:
+        raise ValueError(
+            f"model {card.name} {card.version} takes {spec.channels}-channel frames, the "
+            f"cameras send {frames.channels}: configure mono8 (grey) frames"
+        )
+    if frames.classes is not None and tuple(frames.classes) != tuple(card.classes):
+        raise ValueError(
+            f"model {card.name} {card.version} has classes {list(card.classes)}, the config "
+            f"expects {list(frames.classes)}: update the config's class names or the model"
+        )
+
+
+def open_engine(
+    model: Path | str | ModelCard | None,
+    config: EngineConfig = EngineConfig(),
+    frames: FrameFormat | None = None,
+    platform: Platform | None = None,
+) -> BaseEngine:
+    """Open, check and warm up the engine that `config` selects on this machine.
+
+    `model` is a model directory (or its card); it may be None only for the null backend.
+    """
+    if model is None:
+        if config.backend != "null":
+            raise ValueError(f"engine.backend {config.backend} needs a model directory")
+        engine: BaseEngine = NullEngine(max_batch=config.max_batch)
+        log.info("engine: %s (engine.backend is null)", engine.info.describe())
+        return engine
+    card = model if isinstance(model, ModelCard) else read_card(model)
+    card.verify()
+    if frames is not None:
+        check_model_fits(card, frames)
+    choice = choose_backend(config, platform or detect_platform())
+    engine = _open(card, config, choice)
+    log.info("engine: %s (%s)", engine.info.describe(), choice.reason)
+    if config.warmup:
+        try:
+            engine.warmup()
+        except BaseException:
+            engine.close()
+            raise
+    return engine
+
+
+def _open(card: ModelCard, config: EngineConfig, choice: Choice) -> BaseEngine:
+    if choice.backend == "null":
+        return NullEngine(card.input, card.classes, config.max_batch, f"{card.name} {card.version}")
+    if choice.backend == "onnxruntime":
+        return OnnxRuntimeEngine.from_card(
+            card, choice.precision, config.threads, choice.device, config.max_batch
+        )
+    if choice.backend == "torch":
+        from engines.backends.torch_backend import TorchEngine
+
+        return TorchEngine.from_card(
+            card,
+            choice.device,
+            choice.precision,
+            config.max_batch,
+            config.cuda_graphs,
+            config.threads,
+        )
+    from engines.backends.tensorrt_backend import TensorRTEngine
+
+    return TensorRTEngine.from_card(
+        card,
+        max_batch=config.max_batch,
+        opt_batch=config.opt_batch or min(8, config.max_batch),
+        cache_dir=Path(config.cache_dir) if config.cache_dir else default_cache_dir(),
+        workspace_mb=config.workspace_mb,
+    )
