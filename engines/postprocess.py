@@ -190,14 +190,23 @@ def postprocess(
             continue
         if peaks is not None and peaks[index] < thresholds.pixel:
             continue  # no pixel can pass: the full map is never touched
-        plane = probs[index]
-        binary = (plane >= thresholds.pixel).view(np.uint8)
-        if peaks is None and not binary.any():
+        binary = (probs[index] >= thresholds.pixel).view(np.uint8)
+        # Label only the box around the candidate pixels: defects are small next to the frame.
+        rows = np.flatnonzero(binary.any(axis=1))
+        if rows.size == 0:
             continue
-        labels, stats, centroids = components(binary, thresholds.min_component_area)
+        cols = np.flatnonzero(binary.any(axis=0))
+        top, left = int(rows[0]), int(cols[0])
+        box = (slice(top, int(rows[-1]) + 1), slice(left, int(cols[-1]) + 1))
+        labels, stats, centroids = components(
+            np.ascontiguousarray(binary[box]), thresholds.min_component_area
+        )
         if int(stats[:, cv2.CC_STAT_AREA].sum()) < max(thresholds.min_mask_area, 1):
             continue  # no component left, or too little area for the class
-        planes[index + 1] = (labels > 0).view(np.uint8)
+        plane = probs[index][box]
+        mask = np.zeros(binary.shape, np.uint8)
+        mask[box] = labels > 0
+        planes[index + 1] = mask
         for number, (x, y, w, h, area) in enumerate(stats.tolist(), start=1):
             window = (slice(y, y + h), slice(x, x + w))
             inside = plane[window][labels[window] == number].astype(np.float64)
@@ -206,10 +215,10 @@ def postprocess(
                 Component(
                     class_id=index + 1,
                     area=int(area),
-                    bbox=(x, y, w, h),
+                    bbox=(x + left, y + top, w, h),
                     score=float(inside.max()),
                     mean_score=float(inside.mean()),
-                    centroid=(float(cx), float(cy)),
+                    centroid=(float(cx) + left, float(cy) + top),
                 )
             )
     height, width = probs.shape[1:]

@@ -57,3 +57,35 @@ def test_config_errors_name_the_option(tiny_data: Path, tmp_path: Path) -> None:
         TrainConfig(data=str(tiny_data), out=str(tmp_path), val_split=1.5)
     fresh = Trainer(TrainConfig(data=str(tiny_data), out=str(tmp_path / "new")), resume=True)
     assert not fresh.resume  # nothing to resume yet: a new run starts
+
+
+def test_fine_tuning_starts_from_a_checkpoint(
+    tiny_run: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    from training.model.model import ModelConfig
+
+    source_model, _, source = load_checkpoint(tiny_run)
+    config = TrainConfig(
+        data=str(tiny_data),
+        out=str(tmp_path / "tuned"),
+        model=ModelConfig(),  # ignored: the architecture comes from the checkpoint
+        epochs=1,
+        batch_size=4,
+        steps_per_epoch=1,
+        val_split=0.25,
+        lr=1e-9,  # one step that barely moves the weights
+        workers=0,
+        init_from=str(tiny_run),
+    )
+    trainer = Trainer(config, command="defectd train --init-from (test)")
+    assert trainer.config.model == ModelConfig(**source["model_config"])
+    trainer.run(progress=False)
+    model, normalisation, state = load_checkpoint(tmp_path / "tuned")
+    assert normalisation == tuple(source["normalisation"])  # the weights' own scaling
+    assert state["commands"] == [*source["commands"], "defectd train --init-from (test)"]
+    weight = "encoder.conv1.weight"
+    before, after = source_model.state_dict(), model.state_dict()
+    assert weight in after
+    assert torch.allclose(before[weight], after[weight], atol=1e-5)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        Trainer(TrainConfig(data=str(tiny_data), out=str(tmp_path / "x"), init_from=str(tmp_path)))

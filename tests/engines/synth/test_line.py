@@ -101,3 +101,20 @@ def test_config_errors_name_the_fix(kwargs: dict[str, float], fix: str) -> None:
 def test_negative_seed_is_refused() -> None:
     with pytest.raises(ValueError, match="non-negative"):
         SyntheticLine(-1)
+
+
+def test_class_share_makes_a_rare_class_common() -> None:
+    from engines.synth.stats import class_set_probabilities
+
+    sets, p = class_set_probabilities(class_share=(2, 0.25))
+    assert p.sum() == pytest.approx(1.0)
+    assert sum(q for s, q in zip(sets, p, strict=True) if 2 in s) == pytest.approx(0.25)
+    _, real = class_set_probabilities()
+    others = [i for i, s in enumerate(sets) if 2 not in s]
+    # outside class 2 the mix is the real one, rescaled
+    assert np.allclose(p[others] / p[others].sum(), real[others] / real[others].sum())
+    line = SyntheticLine(5, SynthConfig(class_share=(2, 0.5)))
+    with_two = sum(2 in line.frame(i).classes for i in range(60))
+    assert 18 <= with_two <= 42  # 30 expected; the real mix gives about 1
+    with pytest.raises(ValueError, match=r"use a class in 1\.\.4"):
+        SyntheticLine(5, SynthConfig(class_share=(5, 0.5)))
