@@ -1,0 +1,507 @@
+"""Published messages: typed events, their JSON, and per-topic sequence numbers.
+
+Three kinds, each a frozen dataclass with a versioned schema name (docs/events.md,
+docs/schemas/):
+
+- `DefectEvent` (``defectd.defect/1``): one per (frame, class) with a kept mask;
+- `FrameSummary` (``defectd.frame/1``): one per processed frame, clean or not;
+- `StatusEvent` (``defectd.status/1``): the heartbeat, once a second.
+
+The builders `defect_events` and `frame_summary` turn a frame's `FrameDefects` into events, so
+the publisher only calls `encode` and sends. `encode` gives the multipart message
+``[topic, json]``; the JSON starts with ``schema``, ``topic_seq`` (0, 1, 2, … per exact topic)
+and ``run_id`` (one per publisher run), which is what lets a subscriber tell a missed message
+from a daemon restart (`daemon.subscriber.GapDetector`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from daemon.topics import (
+    DEFECT,
+    FRAME,
+    STATUS,
+    defect_topic,
+    frame_topic,
+    kind_of,
+    sanitise_segment,
+    status_topic,
+)
+from engines.engine import EngineInfo
+from engines.postprocess import Component, FrameDefects
+
+SCHEMA_VERSION = 1
+DEFECT_SCHEMA = f"defectd.{DEFECT}/{SCHEMA_VERSION}"
+FRAME_SCHEMA = f"defectd.{FRAME}/{SCHEMA_VERSION}"
+STATUS_SCHEMA = f"defectd.{STATUS}/{SCHEMA_VERSION}"
+SCHEMAS = {DEFECT: DEFECT_SCHEMA, FRAME: FRAME_SCHEMA, STATUS: STATUS_SCHEMA}
+
+# A frame full of noise can hold thousands of components; the event keeps the largest and
+# says how many there were (`region_count`), so one bad frame cannot produce a megabyte message.
+MAX_REGIONS = 256
+
+_SCHEMA_NAME = re.compile(r"defectd\.([a-z]+)/([0-9]+)")
+_RUN_ID = re.compile(r"[0-9a-f]{16}")
+
+
+class MessageError(ValueError):
+    """A received message that is not a defectd event this code understands."""
+
+
+class FrameMeta(Protocol):
+    """What the events take from a frame's header (`daemon.protocol.FrameHeader` fits)."""
+
+    @property
+    def camera_id(self) -> str: ...
+
+    @property
+    def seq(self) -> int: ...  # the camera's frame counter
+
+    @property
+    def capture_ns(self) -> int: ...  # camera clock, ns since the Unix epoch
+
+    @property
+    def coil_id(self) -> str | None: ...
+
+    @property
+    def position_m(self) -> float | None: ...  # strip position along the coil, metres
+
+
+@dataclass(frozen=True)
+class Region:
+    """One connected region of a defect class, as published."""
+
+    bbox: tuple[int, int, int, int]  # x, y, width, height in frame pixels
+    area_px: int
+    mean_score: float
+    max_score: float
+    centroid: tuple[float, float]  # x, y in frame pixels
+
+    @classmethod
+    def from_component(cls, component: Component) -> Region:
+        return cls(
+            bbox=component.bbox,
+            area_px=component.area,
+            mean_score=component.mean_score,
+            max_score=component.score,
+            centroid=component.centroid,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bbox": list(self.bbox),
+            "area_px": self.area_px,
+            "mean_score": _score(self.mean_score),
+            "max_score": _score(self.max_score),
+            "centroid": [round(self.centroid[0], 2), round(self.centroid[1], 2)],
+        }
+
+
+@dataclass(frozen=True)
+class DefectEvent:
+    """One defect class found on one frame, with its regions (largest first)."""
+
+    SCHEMA: ClassVar[str] = DEFECT_SCHEMA
+
+    line: str
+    camera_id: str
+    seq: int
+    capture_ns: int
+    frame_shape: tuple[int, int]  # height, width: what `rle` and the boxes refer to
+    class_id: int  # 1-based, as in Kaggle's train.csv
+    class_name: str
+    presence: float | None  # the model's presence score; None when it was not finite
+    area_px: int  # every kept pixel of the class, including regions cut by MAX_REGIONS
+    region_count: int
+    regions: tuple[Region, ...]
+    model: str  # "name version" from the model card
+    rle: str | None = None  # Kaggle RLE of the class mask, when configured
+    coil_id: str | None = None
+    position_m: float | None = None
+
+    def __post_init__(self) -> None:
+        _sanitise_fields(self, "line", "camera_id", "class_name")
+
+    @property
+    def topic(self) -> str:
+        return defect_topic(self.line, self.camera_id, self.class_name)
+
+    def to_payload(self) -> dict[str, Any]:
+        """The message fields after ``schema``/``topic_seq``/``run_id``; optional ones only
+        when set."""
+        payload: dict[str, Any] = {
+            "line": self.line,
+            "camera_id": self.camera_id,
+            "seq": self.seq,
+            "capture_ns": self.capture_ns,
+            "frame_shape": list(self.frame_shape),
+            "class_id": self.class_id,
+            "class_name": self.class_name,
+            "presence": None if self.presence is None else _score(self.presence),
+            "area_px": self.area_px,
+            "region_count": self.region_count,
+            "regions": [region.to_dict() for region in self.regions],
+            "model": self.model,
+        }
+        _put_optional(payload, rle=self.rle, coil_id=self.coil_id, position_m=self.position_m)
+        return payload
+
+
+@dataclass(frozen=True)
+class FrameSummary:
+    """One processed frame: what was found and how long it took."""
+
+    SCHEMA: ClassVar[str] = FRAME_SCHEMA
+
+    line: str
+    camera_id: str
+    seq: int
+    capture_ns: int  # camera clock
+    receive_ns: int  # daemon clock, when the frame arrived
+    publish_ns: int  # daemon clock, when its events were published
+    classes: tuple[str, ...]  # names of the classes found, in class id order
+    defect_count: int  # regions over all classes (before MAX_REGIONS)
+    batch_size: int  # frames in the engine batch this frame ran in
+    coil_id: str | None = None
+    position_m: float | None = None
+
+    def __post_init__(self) -> None:
+        _sanitise_fields(self, "line", "camera_id")
+        object.__setattr__(self, "classes", tuple(sanitise_segment(c) for c in self.classes))
+
+    @property
+    def topic(self) -> str:
+        return frame_topic(self.line, self.camera_id)
+
+    @property
+    def latency_ms(self) -> float:
+        """Capture → publish; spans two clocks, so negative when the camera's runs ahead."""
+        return (self.publish_ns - self.capture_ns) / 1e6
+
+    @property
+    def daemon_latency_ms(self) -> float:
+        """Receive → publish: the time spent inside defectd (one clock)."""
+        return (self.publish_ns - self.receive_ns) / 1e6
+
+    def to_payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "line": self.line,
+            "camera_id": self.camera_id,
+            "seq": self.seq,
+            "capture_ns": self.capture_ns,
+            "receive_ns": self.receive_ns,
+            "publish_ns": self.publish_ns,
+            "latency_ms": round(self.latency_ms, 3),
+            "daemon_latency_ms": round(self.daemon_latency_ms, 3),
+            "classes": list(self.classes),
+            "defect_count": self.defect_count,
+            "batch_size": self.batch_size,
+        }
+        _put_optional(payload, coil_id=self.coil_id, position_m=self.position_m)
+        return payload
+
+
+@dataclass(frozen=True)
+class FrameCounts:
+    """Frame accounting since start: received = processed + dropped + in flight."""
+
+    received: int = 0
+    processed: int = 0
+    dropped: Mapping[str, int] = field(default_factory=dict)  # reason → frames
+    lost: int = 0  # never received: gaps in the cameras' frame counters
+
+    def __post_init__(self) -> None:
+        # A private sorted copy: the caller's live counters must not change a built event.
+        dropped = {sanitise_segment(reason): count for reason, count in self.dropped.items()}
+        object.__setattr__(self, "dropped", dict(sorted(dropped.items())))
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+    @property
+    def in_flight(self) -> int:
+        return self.received - self.processed - self.dropped_total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "processed": self.processed,
+            "dropped": dict(self.dropped),
+            "lost": self.lost,
+        }
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """The heartbeat: published every second, also while the engine is still loading."""
+
+    SCHEMA: ClassVar[str] = STATUS_SCHEMA
+
+    publish_ns: int  # daemon clock
+    uptime_s: float
+    fps: float  # frames processed per second over the last heartbeat interval
+    frames: FrameCounts
+    queue_depth: int  # frames waiting for the batcher
+    slots_used: int  # shared-memory frame slots in use
+    slots_total: int
+    engine: EngineInfo | None  # None until the engine is open
+    ready: bool  # engine open and warmed up: frames are being processed
+
+    @property
+    def topic(self) -> str:
+        return status_topic()
+
+    def to_payload(self) -> dict[str, Any]:
+        engine = self.engine
+        return {
+            "publish_ns": self.publish_ns,
+            "uptime_s": round(self.uptime_s, 3),
+            "fps": round(self.fps, 2),
+            "frames": self.frames.to_dict(),
+            "queue_depth": self.queue_depth,
+            "slots": {"used": self.slots_used, "total": self.slots_total},
+            "engine": None
+            if engine is None
+            else {
+                "backend": engine.backend,
+                "device": engine.device,
+                "precision": engine.precision,
+                "max_batch": engine.max_batch,
+                "model": engine.model,
+                "classes": list(engine.classes),
+            },
+            "ready": self.ready,
+        }
+
+
+Event = DefectEvent | FrameSummary | StatusEvent
+
+
+def defect_events(
+    frame: FrameMeta,
+    defects: FrameDefects,
+    class_names: Sequence[str],
+    include_rle: bool = False,
+    *,
+    line: str,
+    model: str,
+    max_regions: int = MAX_REGIONS,
+) -> list[DefectEvent]:
+    """One `DefectEvent` per class kept in `defects`, in class id order (none for a clean
+    frame).
+
+    `class_names[i]` names class ``i + 1``; `include_rle` adds the Kaggle RLE of each class
+    mask (costly on large masks: off by default); each event keeps at most `max_regions`
+    regions, largest first. `line` is the camera's line and `model` the engine's
+    ``info.model``.
+    """
+    _check_class_names(defects, class_names)
+    if max_regions < 0:
+        raise ValueError(f"max_regions must be ≥ 0, got {max_regions}")
+    by_class: dict[int, list[Component]] = {}
+    for component in defects.components:
+        by_class.setdefault(component.class_id, []).append(component)
+    events = []
+    for class_id in sorted(by_class):
+        found = sorted(by_class[class_id], key=lambda c: (-c.area, c.bbox[1], c.bbox[0]))
+        events.append(
+            DefectEvent(
+                line=line,
+                camera_id=frame.camera_id,
+                seq=frame.seq,
+                capture_ns=frame.capture_ns,
+                frame_shape=defects.shape,
+                class_id=class_id,
+                class_name=class_names[class_id - 1],
+                presence=_finite_or_none(defects.presence[class_id - 1]),
+                area_px=sum(c.area for c in found),
+                region_count=len(found),
+                regions=tuple(Region.from_component(c) for c in found[:max_regions]),
+                model=model,
+                rle=defects.rle(class_id) if include_rle else None,
+                coil_id=frame.coil_id,
+                position_m=_finite_or_none(frame.position_m),
+            )
+        )
+    return events
+
+
+def frame_summary(
+    frame: FrameMeta,
+    defects: FrameDefects,
+    class_names: Sequence[str],
+    *,
+    line: str,
+    receive_ns: int,
+    publish_ns: int,
+    batch_size: int,
+) -> FrameSummary:
+    """The `FrameSummary` of one processed frame: `receive_ns` is when the frame arrived and
+    `publish_ns` now, both on the daemon's wall clock (`time.time_ns()`)."""
+    _check_class_names(defects, class_names)
+    return FrameSummary(
+        line=line,
+        camera_id=frame.camera_id,
+        seq=frame.seq,
+        capture_ns=frame.capture_ns,
+        receive_ns=receive_ns,
+        publish_ns=publish_ns,
+        classes=tuple(class_names[class_id - 1] for class_id in defects.classes),
+        defect_count=len(defects.components),
+        batch_size=batch_size,
+        coil_id=frame.coil_id,
+        position_m=_finite_or_none(frame.position_m),
+    )
+
+
+class RateMeter:
+    """Events per second between successive readings of a growing counter (the status fps)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[int, int] | None = None  # (count, monotonic ns)
+
+    def update(self, count: int, now_ns: int) -> float:
+        """The rate since the previous call; 0.0 on the first call or after a counter reset."""
+        last, self._last = self._last, (count, now_ns)
+        if last is None or count < last[0] or now_ns <= last[1]:
+            return 0.0
+        return (count - last[0]) * 1e9 / (now_ns - last[1])
+
+
+class TopicSequencer:
+    """Per-topic message numbers: 0 for the first message on a topic, then +1 per message.
+
+    One per publisher socket, used from one thread. `run_id` is random per instance, so a
+    subscriber can tell numbers that restarted with the daemon from missed messages.
+    """
+
+    def __init__(self, run_id: str | None = None) -> None:
+        if run_id is None:
+            run_id = secrets.token_hex(8)
+        if _RUN_ID.fullmatch(run_id) is None:
+            raise ValueError(f"run_id must be 16 lowercase hex digits, got {run_id!r}")
+        self.run_id = run_id
+        self._next: dict[str, int] = {}
+
+    def next(self, topic: str) -> int:
+        """The number of the next message on `topic` (and count it as sent)."""
+        number = self._next.get(topic, 0)
+        self._next[topic] = number + 1
+        return number
+
+
+def encode(event: Event, sequencer: TopicSequencer) -> list[bytes]:
+    """The multipart message ``[topic, json]`` of `event`, numbered by `sequencer`.
+
+    The JSON is compact UTF-8. A non-finite float (NaN, ±inf) is a ValueError naming the field;
+    the number is taken first, so subscribers see the unsendable message as a gap.
+    """
+    topic = event.topic
+    message = {
+        "schema": event.SCHEMA,
+        "topic_seq": sequencer.next(topic),
+        "run_id": sequencer.run_id,
+        **event.to_payload(),
+    }
+    try:
+        text = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        raise ValueError(
+            f"{event.SCHEMA} on {topic}: {_non_finite_path(message)} is not a finite number; "
+            "JSON has no NaN or infinity"
+        ) from None
+    return [topic.encode("ascii"), text.encode("utf-8")]
+
+
+def decode_message(parts: Sequence[bytes]) -> dict[str, Any]:
+    """The JSON object of a received ``[topic, json]`` message, checked against its topic.
+
+    MessageError when the message has the wrong number of parts, is not a UTF-8 JSON object,
+    has no known ``schema``, a newer major version than this code, or a schema whose kind does
+    not match the topic's first segment.
+    """
+    if len(parts) != 2:
+        raise MessageError(f"expected a 2-part [topic, json] message, got {len(parts)} parts")
+    try:
+        topic = parts[0].decode("ascii")
+        payload = json.loads(parts[1].decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MessageError(f"unreadable message on {parts[0]!r}: {exc}") from None
+    if not isinstance(payload, dict):
+        raise MessageError(f"message on {topic} is not a JSON object")
+    schema = payload.get("schema")
+    match = _SCHEMA_NAME.fullmatch(schema) if isinstance(schema, str) else None
+    if match is None or match.group(1) not in SCHEMAS:
+        raise MessageError(
+            f"message on {topic} has schema {schema!r}; expected one of {sorted(SCHEMAS.values())}"
+        )
+    kind, version = match.group(1), int(match.group(2))
+    if version != SCHEMA_VERSION:
+        raise MessageError(
+            f"message on {topic} is {schema}, this defectd reads version {SCHEMA_VERSION}: "
+            "run the same defectd release on both ends"
+        )
+    if kind_of(topic) != kind:
+        raise MessageError(f"{schema} message on topic {topic}: topic and schema disagree")
+    seq = payload.get("topic_seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise MessageError(f"{schema} message on {topic} has no valid topic_seq: {seq!r}")
+    return payload
+
+
+def _score(value: float) -> float:
+    return round(float(value), 4)
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    """`value` as a float, or None when it is missing, NaN or infinite."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _sanitise_fields(event: object, *names: str) -> None:
+    # Topic segments and payload fields must agree, so the payload carries the sanitised ids.
+    for name in names:
+        object.__setattr__(event, name, sanitise_segment(getattr(event, name)))
+
+
+def _put_optional(payload: dict[str, Any], **fields: Any) -> None:
+    payload.update((key, value) for key, value in fields.items() if value is not None)
+
+
+def _check_class_names(defects: FrameDefects, class_names: Sequence[str]) -> None:
+    if len(class_names) != len(defects.presence):
+        raise ValueError(
+            f"{len(class_names)} class names for a model with {len(defects.presence)} classes: "
+            "pass the engine's `classes`"
+        )
+
+
+def _non_finite_path(value: Any, path: str = "") -> str:
+    """Dotted path of the first non-finite float inside `value` ("" when there is none)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{path} ({value})"
+    items: Any = ()
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    for key, item in items:
+        found = _non_finite_path(item, f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return ""
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
