@@ -16,6 +16,18 @@ RUNTIME_MODULES = [
     "engines.scoring",
     "engines.severstal",
     "engines.synth",
+    "engines.engine",
+    "engines.selection",
+    "engines.postprocess",
+    "engines.backends.onnxruntime_backend",
+    "engines.backends.torch_backend",
+    "engines.backends.tensorrt_backend",
+    "daemon.protocol",
+    "daemon.decode",
+    "daemon.events",
+    "daemon.slots",
+    "daemon.batcher",
+    "daemon.accounting",
 ]
 
 

@@ -1,0 +1,142 @@
+"""Dynamic batching for the inference process: full batches at once, partial ones on a deadline.
+
+Like Triton's ``max_queue_delay`` and DeepStream's batched push timeout: a batch goes as soon
+as ``max_batch`` frames are pending, or when the oldest pending frame has waited
+``max_wait_ms`` since it reached the batcher. Frames from all cameras share batches; they leave
+in arrival order, so each camera's order is kept.
+
+`Batcher` is pure logic with an injectable clock; `run_batcher` feeds it from a queue, sleeping
+in ``queue.get`` exactly until the next deadline.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Batcher(Generic[T]):
+    """Groups items into batches of at most ``max_batch``; see the module docstring."""
+
+    def __init__(
+        self,
+        max_batch: int,
+        max_wait_ms: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        if max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must be 0 or more, got {max_wait_ms}")
+        self._max_batch = max_batch
+        self._max_wait = max_wait_ms / 1000.0
+        self._clock = clock
+        self._pending: deque[tuple[float, T]] = deque()  # (arrival time, item), oldest first
+
+    @property
+    def max_batch(self) -> int:
+        return self._max_batch
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._clock
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, item: T, now: float | None = None) -> None:
+        """Queue an item; its wait starts ``now`` (default: the clock)."""
+        self._pending.append((self._clock() if now is None else now, item))
+
+    def next_deadline(self) -> float | None:
+        """Clock time at which the pending partial batch is due; None when nothing is pending.
+
+        A full batch is due at once: this is then a time in the past.
+        """
+        if not self._pending:
+            return None
+        if len(self._pending) >= self._max_batch:
+            return float("-inf")
+        return self._pending[0][0] + self._max_wait
+
+    def poll(self, now: float | None = None) -> list[T] | None:
+        """The next batch if one is due at ``now`` (default: the clock), else None.
+
+        Call again until None: several batches can be due at once.
+        """
+        deadline = self.next_deadline()
+        if deadline is None:
+            return None
+        if deadline > (self._clock() if now is None else now):
+            return None
+        return self._take()
+
+    def flush(self) -> list[list[T]]:
+        """Everything pending as batches, due or not (at shutdown)."""
+        batches = []
+        while self._pending:
+            batches.append(self._take())
+        return batches
+
+    def _take(self) -> list[T]:
+        count = min(self._max_batch, len(self._pending))
+        return [self._pending.popleft()[1] for _ in range(count)]
+
+
+class ItemSource(Protocol[T_co]):
+    """What `run_batcher` reads: `queue.Queue` and `multiprocessing` queues both fit."""
+
+    def get(self, block: bool = True, timeout: float | None = None) -> T_co: ...
+
+
+def run_batcher(
+    source: ItemSource[T | None],
+    batcher: Batcher[T],
+    on_batch: Callable[[list[T]], None],
+) -> int:
+    """Feed ``batcher`` from ``source`` and hand each due batch to ``on_batch``.
+
+    Blocks in ``source.get`` with a timeout of the time left to the next deadline (no timeout
+    when nothing is pending), so an idle process sleeps. Items already queued are taken without
+    waiting, up to a full batch, so a burst forms one batch. A None item means stop: what is
+    pending goes out at once and the function returns the number of batches it handed on.
+    """
+    batches = 0
+
+    def hand_on(batch: list[T]) -> None:
+        nonlocal batches
+        batches += 1
+        on_batch(batch)
+
+    while True:
+        deadline = batcher.next_deadline()
+        timeout = None if deadline is None else max(0.0, deadline - batcher.clock())
+        stop = False
+        try:
+            item = source.get(timeout=timeout)
+        except queue.Empty:
+            pass
+        else:
+            stop = item is None
+            if item is not None:
+                batcher.add(item)
+            while not stop and len(batcher) < batcher.max_batch:
+                try:
+                    item = source.get(block=False)
+                except queue.Empty:
+                    break
+                stop = item is None
+                if item is not None:
+                    batcher.add(item)
+        if stop:
+            for rest in batcher.flush():
+                hand_on(rest)
+            return batches
+        while (batch := batcher.poll()) is not None:
+            hand_on(batch)
