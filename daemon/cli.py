@@ -22,6 +22,7 @@ COMMANDS: tuple[str, ...] = (
     "daemon.commands.predict",
     "daemon.commands.inspect",
     "daemon.commands.build_engine",
+    "daemon.commands.check_config",
 )
 
 

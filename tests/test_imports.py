@@ -28,6 +28,7 @@ RUNTIME_MODULES = [
     "daemon.slots",
     "daemon.batcher",
     "daemon.accounting",
+    "daemon.config",
 ]
 
 
