@@ -29,6 +29,9 @@ RUNTIME_MODULES = [
     "daemon.batcher",
     "daemon.accounting",
     "daemon.config",
+    "daemon.metrics",
+    "daemon.health",
+    "daemon.sdnotify",
 ]
 
 

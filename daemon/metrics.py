@@ -1,0 +1,369 @@
+"""Every Prometheus metric defectd exports, defined in one place (docs/metrics.md).
+
+defectd runs as several processes (supervisor, receivers, inference, post-processing workers,
+publisher), so prometheus_client runs in **multiprocess mode**: each process writes its values
+to memory-mapped files in ``$PROMETHEUS_MULTIPROC_DIR`` and the supervisor's HTTP server merges
+them with `MultiProcessCollector` on every scrape (`render`).
+
+Start-up order, in the supervisor, before any metric exists and before any child starts:
+
+1. `prepare_multiprocess_dir(path)`: create the directory, delete the last run's files;
+2. `enable_multiprocess(path)`: export ``PROMETHEUS_MULTIPROC_DIR`` to the children (they are
+   spawned, so they import prometheus_client with the variable set) and switch this process;
+3. `create_metrics(cameras)` in every process, once; the supervisor also calls `init_series`.
+
+When a child exits, the supervisor calls `mark_process_dead(pid, path)` so the ``live*``
+gauges forget it. Counters and histograms of dead processes stay in the sum, as they should.
+
+Each gauge's ``multiprocess_mode`` is chosen for what it measures (see `create_metrics`).
+Info metrics do not work in multiprocess mode, so ``*_info`` are gauges set to 1.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import time
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess as _multiprocess
+from prometheus_client import values as _values
+
+from daemon.accounting import DROP_REASONS
+from daemon.protocol import REJECT_REASONS
+
+if TYPE_CHECKING:
+    from daemon.sequence import SeqOutcome
+    from engines.engine import EngineInfo
+
+log = logging.getLogger(__name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+PREFIX = "defectd_"
+# The text format `generate_latest` writes (prometheus_client's constant for it was renamed
+# between versions, so it is spelled out here).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# A frame is dropped either by the protocol checks (why the message was rejected) or by the
+# pipeline (why an accepted frame was given up). Ordered union; no reason is in both.
+DROP_LABELS: tuple[str, ...] = tuple(dict.fromkeys((*REJECT_REASONS, *DROP_REASONS)))
+LATENCY_KINDS = ("capture_to_publish", "receive_to_publish")
+# EngineInfo.labels() plus the backend runtime's version.
+ENGINE_INFO_LABELS = ("backend", "device", "precision", "max_batch", "model", "version")
+# Camera ids are untrusted until checked against the config: anything else is counted under
+# this label value, which no camera id can take (parentheses are not allowed in ids).
+UNKNOWN_CAMERA = "(unknown)"
+
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+GaugeMode = Literal["livemax", "livesum", "max"]  # the modes `create_metrics` uses
+# 1 ms .. 10 s: a TensorRT batch takes milliseconds, a CPU batch of 16 can take seconds.
+SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def prepare_multiprocess_dir(path: str | os.PathLike[str]) -> Path:
+    """Create `path` and delete the metric files a previous run left there; returns it.
+
+    Call once at start, before any process creates a metric: counters from the last run would
+    otherwise be added to this run's, and a dead pid's ``live*`` gauges would never go away.
+    Only ``*.db`` files (the ones prometheus_client writes) are removed, so a mistaken path such
+    as ``/tmp`` loses nothing else.
+    """
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    stale = sorted(directory.glob("*.db"))
+    for file in stale:
+        file.unlink(missing_ok=True)
+    if stale:
+        log.debug("removed %d metric files of a previous run from %s", len(stale), directory)
+    return directory
+
+
+def multiprocess_enabled() -> bool:
+    """Whether this process writes its metric values to ``$PROMETHEUS_MULTIPROC_DIR``."""
+    return bool(getattr(_values.ValueClass, "_multiprocess", False))
+
+
+def enable_multiprocess(path: str | os.PathLike[str]) -> None:
+    """Put this process and the children it starts afterwards in multiprocess mode.
+
+    prometheus_client picks its value store when it is first imported, from the environment.
+    Spawned children import it afresh and see the variable set here; this process may have
+    imported it earlier (the CLI imports the daemon's modules before reading its config), so
+    its store is switched too. Call it before the first metric is created in this process:
+    metrics created earlier keep their values in memory, where `render` does not see them.
+    """
+    os.environ[MULTIPROC_ENV] = os.fspath(path)
+    if not multiprocess_enabled():
+        _values.ValueClass = _values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
+
+def mark_process_dead(pid: int, path: str | os.PathLike[str]) -> None:
+    """Forget the ``live*`` gauges of a child that exited (after it was joined)."""
+    _multiprocess.mark_process_dead(pid, os.fspath(path))  # type: ignore[no-untyped-call]
+
+
+def render(registry_dir: str | os.PathLike[str]) -> bytes:
+    """The merged exposition of every process's metrics, in the text format (`CONTENT_TYPE`).
+
+    A fresh registry each time, holding only the collector: a registry that also held this
+    process's metrics would export them twice.
+    """
+    registry = CollectorRegistry()
+    _multiprocess.MultiProcessCollector(registry, os.fspath(registry_dir))  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+def metric_files(registry_dir: str | os.PathLike[str]) -> list[str]:
+    """The per-process files in the directory (for diagnostics and tests)."""
+    return sorted(glob.glob(os.path.join(os.fspath(registry_dir), "*.db")))
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The metric objects of one process, with helpers that keep label values bounded.
+
+    Create it with `create_metrics`, once per process: two instances in one process would
+    overwrite each other's values in the shared file.
+    """
+
+    cameras: frozenset[str]
+    wall_clock: Callable[[], float]
+
+    frames_received: Counter
+    frames_processed: Counter
+    frames_dropped: Counter
+    frames_lost: Counter
+    frames_out_of_order: Counter
+    camera_resets: Counter
+    defects: Counter
+    worker_restarts: Counter
+
+    batch_size: Histogram
+    inference_seconds: Histogram
+    latency_seconds: Histogram
+
+    slots_in_use: Gauge
+    slots_capacity: Gauge
+    queue_depth: Gauge
+    ready: Gauge
+    last_frame_timestamp: Gauge
+    engine_info: Gauge
+    build_info: Gauge
+
+    def camera_label(self, camera: str | None) -> str:
+        """`camera` if it is configured, else `UNKNOWN_CAMERA` (bounds the label's values)."""
+        return camera if camera is not None and camera in self.cameras else UNKNOWN_CAMERA
+
+    # -- frames ------------------------------------------------------------------------
+
+    def frame_received(self, camera: str) -> None:
+        """A receiver read a frame of `camera` (also stamps its last-frame time)."""
+        label = self.camera_label(camera)
+        self.frames_received.labels(camera=label).inc()
+        self.last_frame_timestamp.labels(camera=label).set(self.wall_clock())
+
+    def frame_processed(self, camera: str) -> None:
+        """A frame went all the way through the pipeline."""
+        self.frames_processed.labels(camera=self.camera_label(camera)).inc()
+
+    def frame_dropped(self, camera: str | None, reason: str, count: int = 1) -> None:
+        """`count` frames given up for `reason` (a protocol reject reason or a drop reason).
+
+        `camera` is None when the message was too broken to name one.
+        """
+        if reason not in DROP_LABELS:
+            raise ValueError(f"unknown drop reason {reason!r}; choose from {DROP_LABELS}")
+        self.frames_dropped.labels(camera=self.camera_label(camera), reason=reason).inc(count)
+
+    def sequence(self, camera: str, outcome: SeqOutcome) -> None:
+        """Count what the sequence tracker saw in a frame's seq: lost frames, restarts."""
+        label = self.camera_label(camera)
+        if outcome.kind == "gap":
+            self.frames_lost.labels(camera=label).inc(outcome.lost)
+        elif outcome.kind == "out_of_order":
+            self.frames_out_of_order.labels(camera=label).inc()
+        elif outcome.kind == "reset":
+            self.camera_resets.labels(camera=label).inc()
+
+    def defects_found(self, camera: str, class_name: str, count: int = 1) -> None:
+        """`count` defect events of `class_name` (a model class) published for `camera`."""
+        self.defects.labels(camera=self.camera_label(camera), class_name=class_name).inc(count)
+
+    # -- timing ------------------------------------------------------------------------
+
+    def batch_done(self, size: int, seconds: float) -> None:
+        """One engine call: its batch size and how long `infer` took."""
+        self.batch_size.observe(size)
+        self.inference_seconds.observe(seconds)
+
+    def latency(self, kind: str, seconds: float) -> None:
+        """A published frame's latency of `kind` (one of `LATENCY_KINDS`)."""
+        if kind not in LATENCY_KINDS:
+            raise ValueError(f"unknown latency kind {kind!r}; choose from {LATENCY_KINDS}")
+        # A camera clock ahead of ours gives a negative capture latency; a negative
+        # observation would make the histogram's _sum go backwards.
+        self.latency_seconds.labels(kind=kind).observe(max(seconds, 0.0))
+
+    # -- state -------------------------------------------------------------------------
+
+    def slots(self, in_use: int, total: int) -> None:
+        """The slot pool's occupancy (sampled from the shared slot table)."""
+        self.slots_in_use.set(in_use)
+        self.slots_capacity.set(total)
+
+    def queue(self, name: str, depth: int) -> None:
+        """Items waiting in queue `name` as seen by this process."""
+        self.queue_depth.labels(queue=name).set(depth)
+
+    def set_ready(self, ready: bool) -> None:
+        """Whether the daemon is ready (what ``/readyz`` says)."""
+        self.ready.set(1 if ready else 0)
+
+    def worker_restarted(self, kind: str) -> None:
+        """The supervisor started a replacement for a dead child of `kind`."""
+        self.worker_restarts.labels(kind=kind).inc()
+
+    def engine_loaded(self, info: EngineInfo, version: str) -> None:
+        """What the inference process runs; `version` is the backend runtime's version."""
+        self.engine_info.labels(**info.labels(), version=version).set(1)
+
+    def set_build_info(self, version: str, python: str) -> None:
+        """defectd's version and the Python version (supervisor, once)."""
+        self.build_info.labels(version=version, python=python).set(1)
+
+    def init_series(
+        self, classes: Iterable[str] = (), kinds: Iterable[str] = (), now: float | None = None
+    ) -> None:
+        """Create every known series at 0 (supervisor, once at start).
+
+        Series that appear only on their first event break ``rate()`` and hide "never happened"
+        from alerts. Each configured camera's last-frame time starts at `now` (default: the
+        wall clock), so "camera silent for 10 s" also fires for a camera that never sent.
+        """
+        stamp = self.wall_clock() if now is None else now
+        cameras = sorted(self.cameras)
+        for camera in cameras:
+            for counter in (
+                self.frames_received,
+                self.frames_processed,
+                self.frames_lost,
+                self.frames_out_of_order,
+                self.camera_resets,
+            ):
+                counter.labels(camera=camera)
+            for reason in DROP_LABELS:
+                self.frames_dropped.labels(camera=camera, reason=reason)
+            for class_name in classes:
+                self.defects.labels(camera=camera, class_name=class_name)
+            self.last_frame_timestamp.labels(camera=camera).set(stamp)
+        for reason in REJECT_REASONS:  # messages that name no configured camera
+            self.frames_dropped.labels(camera=UNKNOWN_CAMERA, reason=reason)
+        for kind in kinds:
+            self.worker_restarts.labels(kind=kind)
+        for latency_kind in LATENCY_KINDS:
+            self.latency_seconds.labels(kind=latency_kind)
+
+
+def create_metrics(
+    cameras: Collection[str],
+    *,
+    registry: CollectorRegistry | None = None,
+    wall_clock: Callable[[], float] = time.time,
+) -> Metrics:
+    """This process's metrics; `cameras` are the configured camera ids.
+
+    `registry` is None in the daemon: in multiprocess mode the values live in files and
+    `render` collects them, so registering them anywhere would only export them twice. Tests
+    and single-process tools pass a `CollectorRegistry` and call `generate_latest` on it.
+
+    Gauge modes (how the supervisor merges one gauge written by several processes):
+
+    - ``livemax`` for values the supervisor samples once for the whole daemon (slot occupancy,
+      readiness) or that one process owns (the engine): several writers agree on the value,
+      so max never double counts, and a dead writer's stale value goes with it.
+    - ``livesum`` for queue depths: each process reports the part it holds; the sum is the
+      backlog, and a dead process's part disappears with its queue.
+    - ``max`` for the last-frame time: a receiver that died still saw that frame, and a
+      series that vanished with it would silence the "camera silent" alert just when the
+      camera's receiver is being restarted. Also for constants (slot count, build info).
+    - ``liveall`` is not used: it adds a ``pid`` label, so every restart starts new series and
+      every query needs ``sum without (pid)``.
+    """
+
+    def counter(name: str, doc: str, labels: tuple[str, ...]) -> Counter:
+        return Counter(PREFIX + name, doc, labels, registry=registry)
+
+    def gauge(name: str, doc: str, labels: tuple[str, ...], mode: GaugeMode) -> Gauge:
+        return Gauge(PREFIX + name, doc, labels, registry=registry, multiprocess_mode=mode)
+
+    def histogram(
+        name: str, doc: str, labels: tuple[str, ...], buckets: tuple[float, ...]
+    ) -> Histogram:
+        return Histogram(PREFIX + name, doc, labels, registry=registry, buckets=buckets)
+
+    camera = ("camera",)
+    return Metrics(
+        cameras=frozenset(cameras),
+        wall_clock=wall_clock,
+        frames_received=counter("frames_received", "Frames read from camera sockets.", camera),
+        frames_processed=counter(
+            "frames_processed", "Frames that went all the way through the pipeline.", camera
+        ),
+        frames_dropped=counter(
+            "frames_dropped",
+            "Frames given up, by reason: a protocol reject reason or a pipeline drop reason.",
+            ("camera", "reason"),
+        ),
+        frames_lost=counter(
+            "frames_lost",
+            "Frames missing from a camera's sequence numbers (never arrived).",
+            camera,
+        ),
+        frames_out_of_order=counter(
+            "frames_out_of_order", "Frames whose seq was not ahead of the newest seen.", camera
+        ),
+        camera_resets=counter(
+            "camera_resets", "Times a camera restarted its sequence numbering.", camera
+        ),
+        defects=counter(
+            "defects", "Defect events published, by camera and class.", ("camera", "class_name")
+        ),
+        worker_restarts=counter(
+            "worker_restarts", "Children the supervisor restarted after they died.", ("kind",)
+        ),
+        batch_size=histogram(
+            "batch_size", "Frames per engine call.", (), tuple(map(float, BATCH_SIZE_BUCKETS))
+        ),
+        inference_seconds=histogram(
+            "inference_seconds", "Duration of one engine call (a batch).", (), SECONDS_BUCKETS
+        ),
+        latency_seconds=histogram(
+            "latency_seconds",
+            "Frame latency at publish: from camera capture (camera clock) or from receipt.",
+            ("kind",),
+            SECONDS_BUCKETS,
+        ),
+        slots_in_use=gauge("slots_in_use", "Shared-memory frame slots not free.", (), "livemax"),
+        slots_capacity=gauge("slots_capacity", "Shared-memory frame slots in the pool.", (), "max"),
+        queue_depth=gauge(
+            "queue_depth", "Items waiting in an inter-process queue.", ("queue",), "livesum"
+        ),
+        ready=gauge(
+            "ready", "1 when the engine is warmed up and every stage runs, else 0.", (), "livemax"
+        ),
+        last_frame_timestamp=gauge(
+            "last_frame_timestamp_seconds",
+            "Unix time of the newest frame received per camera (daemon start until the first).",
+            camera,
+            "max",
+        ),
+        engine_info=gauge(
+            "engine_info", "The inference engine in use (value 1).", ENGINE_INFO_LABELS, "livemax"
+        ),
+        build_info=gauge("build_info", "defectd build (value 1).", ("version", "python"), "max"),
+    )
