@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "daemon.commands.inspect",
     "daemon.commands.build_engine",
     "daemon.commands.check_config",
+    "daemon.commands.run",
 )
 
 

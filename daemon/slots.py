@@ -19,7 +19,7 @@ account every frame exactly once.
 The table is guarded by ``flock`` on the segment's file: the kernel drops the lock when its
 holder dies, so a SIGKILLed process can never leave the pool locked. Children map the segment
 themselves instead of through `multiprocessing.shared_memory.SharedMemory`, so nothing
-registers it with a resource tracker but the creator (see docs/_pipeline_internals.md).
+registers it with a resource tracker but the creator (see docs/daemon.md).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 from pathlib import Path
@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 SHM_DIR = Path("/dev/shm")
 POLICIES = ("drop_oldest", "block")
 CAMERA_BYTES = 32  # camera id room in a slot's metadata (UTF-8)
+NOTE_BYTES = 512  # per-slot room for what the pipeline carries besides FrameMeta (see `note`)
 
 _MAGIC = b"DFSLOTS1"
 _HEADER_BYTES = 64
@@ -69,6 +70,7 @@ _SLOT = np.dtype(
         ("seq", "<i8"),
         ("received", "<f8"),
         ("camera", f"S{CAMERA_BYTES}"),
+        ("note", f"S{NOTE_BYTES}"),
     ],
     align=True,
 )
@@ -399,23 +401,41 @@ class SlotPool:
             row["owner"] = 0
             return True
 
-    def reclaim(self, owner_pid: int) -> list[FrameMeta]:
+    def reclaim(
+        self,
+        owner_pid: int,
+        keep_ready: bool = False,
+        *,
+        state: SlotState | None = None,
+        cameras: Collection[str] | None = None,
+    ) -> list[FrameMeta]:
         """Free every slot owned by ``owner_pid`` (a dead process); their frames, oldest first.
 
         The supervisor calls it after a child has exited, before starting its replacement, and
         counts the frames as dropped{reason="worker_crash"}. Refs to them still in queues are
-        refused later, so nothing is counted twice.
+        refused later, so nothing is counted twice. `keep_ready`: leave READY frames alone
+        (their pixels are complete; right when consumers find them in the table, not through
+        refs the dead process sent). `state` and `cameras` narrow it to frames in that state
+        of those cameras: frames a live owner sent to a consumer that died.
         """
         if owner_pid <= 0:
             raise ValueError(f"reclaim needs the dead process's pid, got {owner_pid}")
         with self._locked():
             table = self._table
             mine = table["owner"] == owner_pid
-            held = np.flatnonzero(mine & (table["state"] != SlotState.FREE))
+            taken = table["state"] != SlotState.FREE
+            if keep_ready:
+                taken &= table["state"] != SlotState.READY
+            if state is not None:
+                taken &= table["state"] == state
+            if cameras is not None:
+                taken &= np.isin(table["camera"], [c.encode() for c in cameras])
+            held = np.flatnonzero(mine & taken)
             held = held[np.argsort(table["received"][held], kind="stable")]
             frames = [self._meta(int(slot)) for slot in held]
             table["state"][held] = SlotState.FREE
-            table["owner"][mine] = 0  # FREE rows too: a process killed mid-update leaves those
+            # FREE rows too: a process killed mid-update leaves those
+            table["owner"][mine & (table["state"] == SlotState.FREE)] = 0
         if frames:
             log.warning(
                 "slot pool %s: reclaimed %d slots of dead process %d",
@@ -424,6 +444,43 @@ class SlotPool:
                 owner_pid,
             )
         return frames
+
+    def ready(self) -> list[tuple[int, SlotRef]]:
+        """Every READY frame with its commit ticket, oldest first.
+
+        For a consumer that batches straight from the table (the inference process): a frame
+        waiting here needs no queue, so it survives a restart of that consumer.
+        """
+        with self._locked():
+            table = self._table
+            slots = np.flatnonzero(table["state"] == SlotState.READY)
+            slots = slots[np.argsort(table["ticket"][slots], kind="stable")]
+            return [
+                (int(table["ticket"][slot]), SlotRef(int(slot), int(table["gen"][slot]), meta))
+                for slot in slots
+                for meta in (self._meta(int(slot)),)
+            ]
+
+    def write_note(self, ref: SlotRef, note: bytes) -> bool:
+        """Attach up to `NOTE_BYTES` of opaque data (no trailing NULs) to a FILLING frame.
+
+        The pipeline keeps the frame header's extras here (capture time, coil, ...), so they
+        travel with the slot rather than through a queue. False if the slot no longer holds it.
+        """
+        if len(note) > NOTE_BYTES:
+            raise ValueError(f"slot note is {len(note)} bytes, slots hold {NOTE_BYTES}")
+        with self._locked():
+            if not self._holds(ref, SlotState.FILLING):
+                return False
+            self._table[ref.slot]["note"] = note
+            return True
+
+    def note(self, ref: SlotRef) -> bytes | None:
+        """The frame's note (b"" when none was written); None if the slot no longer holds it."""
+        with self._locked():
+            if not self._holds(ref, None):
+                return None
+            return bytes(self._table[ref.slot]["note"])
 
     def state(self, slot: int) -> SlotState:
         """The slot's current state (for logs and tests)."""
@@ -539,12 +596,14 @@ class SlotPool:
         row["owner"] = os.getpid()
         if was_free:
             self._write_meta(row, meta, camera)
+            row["note"] = b""
         gen = int(row["gen"]) + 1
         row["gen"] = gen
         row["ticket"] = 0
         row["state"] = SlotState.FILLING
         if not was_free:
             self._write_meta(row, meta, camera)
+            row["note"] = b""
         return SlotRef(slot, gen, meta)
 
     @staticmethod

@@ -1,0 +1,59 @@
+"""`defectd run`: the inspection daemon (docs/daemon.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from daemon.config import DEFAULT_CONFIG_PATH, LOG_FORMATS, ConfigError, load_config
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `run` subcommand."""
+    parser = subparsers.add_parser(
+        "run",
+        help="run the inspection daemon (receivers, engine, post-processing, publisher)",
+        description=(
+            "Run defectd in the foreground until SIGTERM or Ctrl-C: receive camera frames, "
+            "batch them onto the engine, publish defect events and serve metrics. The first "
+            "signal drains frames in flight (shutdown.drain_timeout_s) and exits 0; a second "
+            "one exits at once. Config keys: docs/configuration.md; how it works: docs/daemon.md."
+        ),
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG_PATH,
+        metavar="FILE",
+        help=f"the config file (default: {DEFAULT_CONFIG_PATH})",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        help="log lines as text or JSON (default: the config's logging.format)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the config and run the supervisor; 2 with `file: key: problem` lines when the
+    config (or the model it names) cannot be used."""
+    from daemon.logs import configure_logging
+    from daemon.supervisor import run_daemon
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    level = "debug" if getattr(args, "verbose", False) else config.logging.level
+    log_format = args.log_format or config.logging.format
+    configure_logging(level, log_format)
+    try:
+        return run_daemon(config, log_level=level, log_format=log_format)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2

@@ -1,0 +1,119 @@
+"""Publisher stage: the one PUB socket subscribers connect to.
+
+It takes built events from the post-processing workers (and status heartbeats from the
+supervisor) on its ipc inbox, numbers them per topic (`TopicSequencer`), and sends a frame's
+defect events, then its summary, so a subscriber that sees ``frame.`` knows the frame is
+complete. A PUB socket never blocks: a slow subscriber loses messages at ``publish.sndhwm``
+(and sees the gap in ``topic_seq``), the pipeline never waits for it. A frame counts as
+processed once its summary is sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import replace
+
+import zmq
+
+from daemon.accounting import FrameEvent
+from daemon.config import parse_endpoint
+from daemon.events import StatusEvent, TopicSequencer, encode
+from daemon.metrics import Metrics, create_metrics
+from daemon.ratelimit import RateLimitedLog
+from daemon.stages.common import Reporter, StageSpec, bind_ipc, start_stage
+from daemon.stages.postprocess import Published
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 100
+_DRAIN = 256
+
+
+class Publisher:
+    """Encodes and sends; counts what it sent."""
+
+    def __init__(self, socket: zmq.Socket[bytes], reporter: Reporter, metrics: Metrics) -> None:
+        self._socket = socket
+        self._reporter = reporter
+        self._metrics = metrics
+        self._sequencer = TopicSequencer()
+        self._errors = RateLimitedLog(log, period_s=10.0)
+
+    def handle(self, item: object) -> None:
+        if isinstance(item, Published):
+            self._frame(item)
+        elif isinstance(item, StatusEvent):
+            self._send(encode(replace(item, publish_ns=time.time_ns()), self._sequencer))
+        else:
+            self._errors.error("type", "publisher got a %s, not events", type(item).__name__)
+
+    def _frame(self, item: Published) -> None:
+        summary = item.summary
+        for event in item.defects:
+            try:
+                self._send(encode(event, self._sequencer))
+            except ValueError as exc:  # a non-finite number: the summary still goes out
+                self._errors.error("encode", "defect event not sent: %s", exc)
+                continue
+            self._metrics.defects_found(event.camera_id, event.class_name)
+        publish_ns = time.time_ns()
+        summary = replace(summary, publish_ns=publish_ns)
+        self._send(encode(summary, self._sequencer))
+        done = time.monotonic()
+        self._metrics.frame_processed(summary.camera_id)
+        self._metrics.latency("capture_to_publish", (publish_ns - summary.capture_ns) / 1e9)
+        self._metrics.latency("receive_to_publish", done - item.received)
+        self._reporter.frame(FrameEvent("processed", summary.camera_id, summary.seq, done))
+
+    def _send(self, parts: list[bytes]) -> None:
+        # PUB drops at the high-water mark anyway; never wait for a subscriber
+        with contextlib.suppress(zmq.Again):
+            self._socket.send_multipart(parts, zmq.NOBLOCK)
+
+
+def run_publisher(spec: StageSpec) -> None:
+    """Entry point of the publisher: send until SIGTERM, then what is already queued."""
+    stop = start_stage(spec)
+    config = spec.config
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    reporter = Reporter(context, spec)
+    metrics = create_metrics([camera.id for camera in config.cameras])
+    inbox = context.socket(zmq.PULL)
+    inbox.setsockopt(zmq.LINGER, 0)
+    bind_ipc(inbox, spec.paths.publisher)
+    pub = context.socket(zmq.PUB)
+    pub.setsockopt(zmq.SNDHWM, config.publish.sndhwm)
+    pub.setsockopt(zmq.LINGER, 1000)  # the last events still go out at stop
+    if parse_endpoint(config.publish.bind).transport == "ipc":
+        bind_ipc(pub, config.publish.bind)
+    else:
+        pub.bind(config.publish.bind)
+    publisher = Publisher(pub, reporter, metrics)
+    log.info("publishing events on %s", config.publish.bind)
+
+    def drain(wait_ms: int) -> int:
+        if not inbox.poll(wait_ms):
+            return 0
+        for count in range(_DRAIN):
+            try:
+                item = inbox.recv_pyobj(zmq.NOBLOCK)
+            except zmq.Again:
+                return count
+            publisher.handle(item)
+        return _DRAIN
+
+    try:
+        while not stop.requested:
+            if not drain(reporter.wait_ms(POLL_MS)):
+                reporter.flush_if_pending()
+            reporter.maybe_flush()
+        while drain(0):
+            pass
+    finally:
+        reporter.flush(final=True)
+        reporter.close()
+        inbox.close(linger=0)
+        pub.close()
+        context.term()

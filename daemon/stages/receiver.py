@@ -1,0 +1,232 @@
+"""Receiver stage: camera sockets → checked, decoded frames in shared-memory slots.
+
+Each receiver process reads its share of the config's camera sockets (SUB connected to a
+camera's PUB, or PULL bound for pushing cameras). Per message: `read_message` checks it
+without copying, `decode_frame` turns it into a grey H×W view (raw) or array (jpeg/png), the
+frame is copied once into a slot, its header extras go into the slot's note, and the slot is
+committed READY. The inference process batches READY slots straight from the slot table; the
+receiver only rings its doorbell. Nothing the network sends stops the loop: every problem is
+a `Rejected`, counted by reason and logged rate-limited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import zmq
+
+from daemon.accounting import FrameEvent
+from daemon.config import DaemonConfig, IngestSocket
+from daemon.decode import decode_frame
+from daemon.metrics import Metrics, create_metrics
+from daemon.protocol import FrameHeader, Rejected, read_message
+from daemon.ratelimit import RateLimitedLog
+from daemon.sequence import SequenceTracker
+from daemon.slots import FrameMeta, SlotPool, SlotRef
+from daemon.stages.common import Reporter, StageSpec, StopFlag, bind_ipc, start_stage
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 100  # how often an idle receiver looks at its stop flag
+SLOT_WAIT_S = 0.1  # drop_oldest: how long a frame waits for a slot when nothing is droppable
+_DRAIN = 64  # messages taken from one socket per turn, so one busy camera cannot starve others
+
+
+@dataclass(frozen=True)
+class FrameNote:
+    """The header fields the events need and the slot table has no column for."""
+
+    capture_ns: int
+    receive_ns: int
+    coil_id: str | None = None
+    position_m: float | None = None
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            [self.capture_ns, self.receive_ns, self.coil_id, self.position_m],
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> FrameNote:
+        capture_ns, receive_ns, coil_id, position_m = json.loads(data)
+        return cls(int(capture_ns), int(receive_ns), coil_id, position_m)
+
+
+def open_ingest_socket(
+    context: zmq.Context[zmq.Socket[bytes]], group: IngestSocket, config: DaemonConfig
+) -> zmq.Socket[bytes]:
+    """A SUB (connect, one subscription per camera id) or PULL (bind) socket for `group`."""
+    ingest = config.ingest
+    sock = context.socket(zmq.SUB if group.mode == "connect" else zmq.PULL)
+    sock.setsockopt(zmq.RCVHWM, ingest.rcvhwm)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RECONNECT_IVL, ingest.reconnect_ivl_ms)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, ingest.reconnect_ivl_max_ms)
+    if ingest.heartbeat_ivl_ms:
+        sock.setsockopt(zmq.HEARTBEAT_IVL, ingest.heartbeat_ivl_ms)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, ingest.heartbeat_timeout_ms)
+    if group.mode == "connect":
+        for camera in group.cameras:
+            sock.setsockopt(zmq.SUBSCRIBE, camera.encode())
+        sock.connect(group.endpoint)
+    elif group.endpoint.startswith("ipc://"):
+        bind_ipc(sock, group.endpoint)
+    else:
+        sock.bind(group.endpoint)
+    return sock
+
+
+class Receiver:
+    """One receiver's per-message work; `handle` is the whole ingest path of one message."""
+
+    def __init__(
+        self,
+        config: DaemonConfig,
+        pool: SlotPool,
+        reporter: Reporter,
+        metrics: Metrics,
+        doorbell: zmq.Socket[bytes] | None,
+        stop: StopFlag,
+    ) -> None:
+        self._config = config
+        self._pool = pool
+        self._reporter = reporter
+        self._metrics = metrics
+        self._doorbell = doorbell
+        self._stop = stop
+        self._shape = (config.frame_format.height, config.frame_format.width)
+        self._cameras = frozenset(camera.id for camera in config.cameras)
+        self._tracker = SequenceTracker()
+        self._warnings = RateLimitedLog(log, period_s=10.0)
+
+    def handle(self, parts: list[zmq.Frame], group: IngestSocket) -> None:
+        """Check, decode and queue one received message; count it whatever happens."""
+        received = time.monotonic()
+        receive_ns = time.time_ns()
+        try:
+            message = read_message(
+                parts, group.mode == "connect", group.cameras, self._config.ingest.max_frame_bytes
+            )
+            image = decode_frame(message.header, message.payload, self._shape)
+        except Rejected as exc:
+            self._reject(exc)
+            return
+        header = message.header
+        camera = header.camera_id
+        self._sequence(header)
+        self._metrics.frame_received(camera)
+        self._reporter.frame(FrameEvent("received", camera, header.seq, received))
+        meta = FrameMeta(camera, header.seq, received)
+        ref = self._acquire(meta)
+        if ref is None:
+            return
+        np.copyto(self._pool.frame(ref.slot), image)  # the one copy of the pixels
+        note = FrameNote(header.capture_ns, receive_ns, header.coil_id, header.position_m)
+        self._pool.write_note(ref, note.encode())
+        if self._pool.commit(ref):
+            self._ring()
+
+    def _acquire(self, meta: FrameMeta) -> SlotRef | None:
+        policy = self._pool.spec.policy
+        while True:
+            acquired = self._pool.acquire(meta, block=True, timeout=SLOT_WAIT_S)
+            if acquired.dropped is not None:
+                self._drop(acquired.dropped, "queue_full")
+            if acquired.ref is not None:
+                return acquired.ref
+            # block: the sender is slowed (we stop reading) until a slot frees, or we stop.
+            if policy == "block" and not self._stop.requested:
+                self._reporter.maybe_flush()
+                continue
+            self._drop(meta, "shutdown" if self._stop.requested else "queue_full")
+            return None
+
+    def _drop(self, meta: FrameMeta, reason: str) -> None:
+        self._metrics.frame_dropped(meta.camera, reason)
+        self._reporter.frame(FrameEvent("dropped", meta.camera, meta.seq, time.monotonic(), reason))
+
+    def _reject(self, exc: Rejected) -> None:
+        camera = exc.camera_id if exc.camera_id in self._cameras else None
+        self._metrics.frame_received(camera or "")
+        self._metrics.frame_dropped(camera, exc.reason)
+        self._reporter.rejected(camera, exc.reason)
+        self._warnings.warning(f"{camera}:{exc.reason}", "frame rejected: %s", exc)
+
+    def _sequence(self, header: FrameHeader) -> None:
+        outcome = self._tracker.feed(header.camera_id, header.seq)
+        self._metrics.sequence(header.camera_id, outcome)
+        if outcome.kind == "gap":
+            self._reporter.lost(outcome.lost)
+            self._warnings.warning(
+                f"gap:{header.camera_id}",
+                "camera %s: %d frames lost before seq %d",
+                header.camera_id,
+                outcome.lost,
+                header.seq,
+            )
+        elif outcome.kind == "reset":
+            self._warnings.warning(
+                f"reset:{header.camera_id}",
+                "camera %s restarted its numbering: seq %d after %s",
+                header.camera_id,
+                header.seq,
+                outcome.previous,
+            )
+
+    def _ring(self) -> None:
+        if self._doorbell is None:
+            return
+        # A full doorbell means the inference process is behind anyway: it polls the table too.
+        with contextlib.suppress(zmq.Again):
+            self._doorbell.send(b"", zmq.NOBLOCK)
+
+
+def run_receiver(spec: StageSpec) -> None:
+    """Entry point of a receiver process: read sockets until SIGTERM."""
+    stop = start_stage(spec)
+    config = spec.config
+    groups = config.sockets[spec.index :: config.ingest.receivers]
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    pool = SlotPool.attach(spec.pool)
+    reporter = Reporter(context, spec)
+    doorbell = context.socket(zmq.PUSH)
+    doorbell.setsockopt(zmq.SNDHWM, 4)
+    doorbell.setsockopt(zmq.LINGER, 0)
+    doorbell.connect(spec.paths.doorbell)
+    metrics = create_metrics([camera.id for camera in config.cameras])
+    receiver = Receiver(config, pool, reporter, metrics, doorbell, stop)
+    sockets = [(open_ingest_socket(context, group, config), group) for group in groups]
+    poller = zmq.Poller()
+    for sock, _ in sockets:
+        poller.register(sock, zmq.POLLIN)
+    log.info("%s reading %s", spec.name, ", ".join(g.endpoint for g in groups))
+    try:
+        while not stop.requested:
+            ready = dict(poller.poll(reporter.wait_ms(POLL_MS)))
+            if not ready:
+                reporter.flush_if_pending()
+            for sock, group in sockets:
+                if sock not in ready:
+                    continue
+                for _ in range(_DRAIN):
+                    try:
+                        parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    receiver.handle(parts, group)
+            reporter.maybe_flush()
+    finally:
+        for sock, _ in sockets:
+            sock.close(linger=0)
+        doorbell.close(linger=0)
+        reporter.flush(final=True)
+        reporter.close()
+        pool.close()
+        context.term()

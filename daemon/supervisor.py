@@ -1,0 +1,511 @@
+"""The supervisor: the daemon's main process (docs/daemon.md).
+
+It creates what the stages share (the slot pool, the run directory of ipc sockets, the
+metrics directory), serves ``/metrics`` ``/healthz`` ``/readyz``, starts the stage
+processes (``spawn``) and watches them:
+
+- every stage reports to it over ZeroMQ (`daemon.stages.common.Report`): frame events feed
+  the `FrameAccount`, so received = processed + dropped{reason} + in flight at all times;
+- a stage that dies is joined, its slots reclaimed and counted as dropped{worker_crash}, and
+  started again after a back-off (``restart.*``); receivers keep running while the inference
+  process restarts, and frames waiting READY in their slots survive the restart;
+- ``/readyz`` and ``READY=1`` once the engine is warm and every stage runs; ``WATCHDOG=1``
+  only while every stage shows progress; a status heartbeat goes to the publisher;
+- SIGTERM/SIGINT: receivers stop reading, frames in flight drain for up to
+  ``shutdown.drain_timeout_s`` and are published, then the other stages stop and the daemon
+  exits 0; what did not drain is counted dropped{shutdown}. A second signal exits at once.
+  The shared memory is unlinked on every way out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+import zmq
+
+from daemon.accounting import AccountingError, FrameAccount
+from daemon.config import DaemonConfig, check_model, parse_http_bind
+from daemon.events import FrameCounts, RateMeter, StatusEvent
+from daemon.health import HealthServer, Heartbeat
+from daemon.metrics import (
+    Metrics,
+    create_metrics,
+    enable_multiprocess,
+    mark_process_dead,
+    prepare_multiprocess_dir,
+    render,
+)
+from daemon.sdnotify import Notifier, WatchdogGate
+from daemon.slots import FrameMeta, SlotPool, SlotState
+from daemon.stages.common import STAGE_KINDS, Report, RunPaths, StageSpec, bind_ipc
+from daemon.stages.inference import run_inference, worker_for
+from daemon.stages.postprocess import run_postprocess
+from daemon.stages.publisher import run_publisher
+from daemon.stages.receiver import run_receiver
+from engines.engine import EngineInfo
+
+log = logging.getLogger(__name__)
+
+TURN_MS = 50  # the supervisor loop's longest wait for a report
+FRAME_TIMEOUT_S = 60.0  # a frame in flight this long was lost where no slot tracked it
+STAGE_DEADLINE_S = 10.0  # watchdog: a stage silent this long is stalled
+ENGINE_START_DEADLINE_S = 600.0  # watchdog: opening (building) and warming the engine
+STOP_WAIT_S = 5.0  # how long a stage gets to exit after SIGTERM before SIGKILL
+STABLE_S = 60.0  # a stage that ran this long starts its back-off afresh when it dies
+SETTLE_S = 1.0  # drain: with every slot free, this long without a frame event means done
+ENGINE_START_TRIES = 3  # inference deaths before its engine was ever ready: give up, exit 1
+_ENTRY: dict[str, Callable[[StageSpec], None]] = {
+    "receiver": run_receiver,
+    "inference": run_inference,
+    "postprocess": run_postprocess,
+    "publisher": run_publisher,
+}
+
+
+@dataclass
+class _Child:
+    spec: StageSpec
+    process: BaseProcess | None = None
+    started: float = 0.0
+    failures: int = 0
+    restart_at: float | None = None
+    stopping: bool = False  # sent SIGTERM on purpose: its exit is no crash
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.is_alive()
+
+
+@dataclass
+class _Totals:
+    rejected: Counter[str] = field(default_factory=Counter)  # reason → messages
+    lost: int = 0
+
+
+class Supervisor:
+    """Runs the daemon for `config` until a signal; `run` returns the exit status."""
+
+    def __init__(
+        self,
+        config: DaemonConfig,
+        *,
+        log_level: str | None = None,
+        log_format: str | None = None,
+        notifier: Notifier | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._config = config
+        self._log_level = log_level or config.logging.level
+        self._log_format = log_format or config.logging.format
+        self._notifier = notifier or Notifier.from_env(environ)
+        self._watchdog = WatchdogGate.from_env(self._notifier, environ)
+        self._heartbeat = Heartbeat(timeout=10.0)
+        self._account = FrameAccount()
+        self._totals = _Totals()
+        self._rate = RateMeter()
+        self._children: list[_Child] = []
+        self._engine: EngineInfo | None = None
+        self._engine_failures = 0  # inference deaths in a row before its engine was ready
+        self._failed: str | None = None  # why the daemon gives up (exit 1)
+        self._context = multiprocessing.get_context("spawn")
+        self._signals = 0
+        self._announced_ready = False
+        self._started = time.monotonic()
+        self._cleanup: list[Callable[[], None]] = []
+        self._pool: SlotPool | None = None
+        self._metrics: Metrics | None = None
+        self._metrics_dir = ""
+
+    # -- the whole run ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start everything, supervise until SIGTERM/SIGINT, drain, stop; 0 on a clean stop."""
+        config = self._config
+        model = check_model(config)  # ConfigError before anything starts
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        try:
+            metrics = self._setup_metrics(model.card.classes)
+            run_dir = tempfile.mkdtemp(prefix="defectd-")
+            self._cleanup.append(lambda: shutil.rmtree(run_dir, ignore_errors=True))
+            paths = RunPaths(run_dir)
+            reports = zctx.socket(zmq.PULL)
+            reports.setsockopt(zmq.LINGER, 0)
+            bind_ipc(reports, paths.reports)
+            status = zctx.socket(zmq.PUSH)
+            status.setsockopt(zmq.LINGER, 0)
+            status.setsockopt(zmq.SNDHWM, 16)
+            status.connect(paths.publisher)
+            frames = config.frame_format
+            pool = SlotPool.create(
+                "defectd", config.slots.count, frames.height, frames.width, config.batching.policy
+            )
+            self._pool = pool
+            self._cleanup.append(pool.unlink)
+            bind = parse_http_bind(config.metrics.bind)
+            health = HealthServer(
+                render=lambda: render(self._metrics_dir),
+                ready=self._ready_checks,
+                alive=self._heartbeat,
+                host=bind.host or "127.0.0.1",
+                port=bind.port or 9108,
+            ).start()
+            self._cleanup.append(health.close)
+            self._start_all(paths, pool)
+            self._notifier.status("starting: opening the engine")
+            self._supervise(reports, status, pool, metrics)
+            return self._shutdown(reports, pool, metrics)
+        finally:
+            self._kill_all()
+            for step in reversed(self._cleanup):
+                try:
+                    step()
+                except OSError as exc:
+                    log.warning("clean-up step failed: %s", exc)
+            zctx.destroy(linger=0)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _setup_metrics(self, classes: tuple[str, ...]) -> Metrics:
+        directory = self._config.metrics.multiprocess_dir
+        if directory is None:
+            directory = tempfile.mkdtemp(prefix="defectd-metrics-")
+            made = directory
+            self._cleanup.append(lambda: shutil.rmtree(made, ignore_errors=True))
+        self._metrics_dir = str(prepare_multiprocess_dir(directory))
+        enable_multiprocess(self._metrics_dir)
+        metrics = create_metrics([camera.id for camera in self._config.cameras])
+        metrics.set_build_info(_version(), sys.version.split()[0])
+        metrics.init_series(classes, STAGE_KINDS)
+        metrics.slots(0, self._config.slots.count)
+        self._metrics = metrics
+        return metrics
+
+    # -- children ------------------------------------------------------------------------
+
+    def _start_all(self, paths: RunPaths, pool: SlotPool) -> None:
+        config = self._config
+        kinds = [("publisher", 1), ("postprocess", config.postprocess.workers), ("inference", 1)]
+        kinds.append(("receiver", config.ingest.receivers))
+        for kind, count in kinds:  # downstream first: nothing is sent before its reader binds
+            for index in range(count):
+                spec = StageSpec(
+                    kind, index, config, pool.spec, paths, self._log_level, self._log_format
+                )
+                child = _Child(spec)
+                self._children.append(child)
+                self._start(child)
+
+    def _start(self, child: _Child) -> None:
+        spec = child.spec
+        process = self._context.Process(
+            target=_ENTRY[spec.kind], args=(spec,), name=spec.name, daemon=False
+        )
+        process.start()
+        child.process, child.started, child.restart_at = process, time.monotonic(), None
+        deadline = ENGINE_START_DEADLINE_S if spec.kind == "inference" else STAGE_DEADLINE_S
+        self._watchdog.register(spec.name, deadline)
+        log.info("started %s (pid %s)", spec.name, process.pid)
+
+    def _check_children(self, pool: SlotPool, metrics: Metrics) -> None:
+        now = time.monotonic()
+        for child in self._children:
+            process = child.process
+            if process is not None and not process.is_alive():
+                self._reap(child, process, pool, metrics)
+                if child.stopping:
+                    continue
+                ran = now - child.started
+                if ran > STABLE_S:
+                    child.failures = 0
+                restart = self._config.restart
+                delay = min(restart.backoff_initial_s * 2**child.failures, restart.backoff_max_s)
+                child.failures += 1
+                child.restart_at = now + delay
+                log.error(
+                    "%s (pid %s) died with exit code %s after %.1f s; restarting in %.1f s",
+                    child.spec.name,
+                    process.pid,
+                    process.exitcode,
+                    ran,
+                    delay,
+                )
+            if child.restart_at is not None and now >= child.restart_at and not child.stopping:
+                self._start(child)
+                metrics.worker_restarted(child.spec.kind)
+
+    def _reap(self, child: _Child, process: BaseProcess, pool: SlotPool, metrics: Metrics) -> None:
+        """A child exited: join it, forget its live gauges, count the frames it held."""
+        process.join()
+        child.process = None
+        pid = process.pid
+        if pid is None:
+            return
+        mark_process_dead(pid, self._metrics_dir)
+        now = time.monotonic()
+        reason = "shutdown" if child.stopping else "worker_crash"
+        # READY frames are complete and wait in the table, not in the dead process: keep them.
+        lost = pool.reclaim(pid, keep_ready=True)
+        if child.spec.kind == "postprocess" and not child.stopping:
+            lost += self._sent_to_worker(child.spec.index, pool)
+        for meta in lost:
+            self._account.on_dropped(meta.camera, meta.seq, reason, now)
+            metrics.frame_dropped(meta.camera, reason)
+        if child.spec.kind == "inference":
+            if self._engine is None and not child.stopping:
+                self._engine_failures += 1
+                if self._engine_failures >= ENGINE_START_TRIES:
+                    self._failed = (
+                        f"the inference process died {self._engine_failures} times before its "
+                        "engine was ready; its log lines above say why"
+                    )
+            self._engine = None
+
+    def _sent_to_worker(self, index: int, pool: SlotPool) -> list[FrameMeta]:
+        """Frames the inference process sent to dead worker `index` and still owns (INFERRED):
+        freed, so a message lost in the dead worker's socket cannot hold its slot for ever.
+        One still on its way reaches the new worker, whose `advance` then refuses it."""
+        inference = next((c for c in self._children if c.spec.kind == "inference"), None)
+        if inference is None or inference.process is None or inference.process.pid is None:
+            return []  # its own reclaim, when it is reaped, covers these frames
+        workers = self._config.postprocess.workers
+        cameras = [c.id for c in self._config.cameras if worker_for(c.id, workers) == index]
+        return pool.reclaim(inference.process.pid, state=SlotState.INFERRED, cameras=cameras)
+
+    def _signal_children(self, kinds: tuple[str, ...]) -> None:
+        for child in self._children:
+            if child.spec.kind in kinds:
+                self._watchdog.unregister(child.spec.name)  # stopped on purpose, not stalled
+            if child.spec.kind in kinds and child.process is not None:
+                child.stopping = True
+                child.restart_at = None
+                if child.process.is_alive():
+                    child.process.terminate()  # SIGTERM: the stage finishes what it holds
+            elif child.spec.kind in kinds:
+                child.stopping = True
+                child.restart_at = None
+
+    def _kill_all(self) -> None:
+        for child in self._children:
+            process = child.process
+            if process is not None and process.is_alive():
+                process.kill()
+            if process is not None:
+                process.join(timeout=STOP_WAIT_S)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def _supervise(
+        self,
+        reports: zmq.Socket[bytes],
+        status: zmq.Socket[bytes],
+        pool: SlotPool,
+        metrics: Metrics,
+    ) -> None:
+        interval = self._config.publish.status_interval_s
+        next_status = time.monotonic()
+        while self._signals == 0 and self._failed is None:
+            self._turn(reports, pool, metrics)
+            now = time.monotonic()
+            if now >= next_status:
+                next_status = now + interval
+                self._send_status(status, pool)
+            for camera, seq in self._account.overdue(now, FRAME_TIMEOUT_S):
+                log.warning(
+                    "camera %s seq %d in flight for %.0f s: dropped", camera, seq, FRAME_TIMEOUT_S
+                )
+                self._account.on_dropped(camera, seq, "timeout", now)
+                metrics.frame_dropped(camera, "timeout")
+            if self._ready() and not self._announced_ready:
+                self._announced_ready = True
+                engine = self._engine.describe() if self._engine else "?"
+                log.info("ready: %s", engine)
+                self._notifier.ready(f"inspecting: {engine}")
+
+    def _turn(self, reports: zmq.Socket[bytes], pool: SlotPool, metrics: Metrics) -> None:
+        """One supervisor iteration: reports, children, gauges, watchdog, heartbeat."""
+        if reports.poll(TURN_MS):
+            for _ in range(1000):
+                try:
+                    report = reports.recv_pyobj(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self._apply(report)
+        self._check_children(pool, metrics)
+        metrics.slots(pool.in_use(), pool.spec.count)
+        metrics.set_ready(self._ready())
+        self._watchdog.maybe_ping()
+        self._heartbeat.beat()
+
+    def _apply(self, report: Report) -> None:
+        for event in report.frames:
+            self._account.apply(event)
+        for _camera, reason, count in report.rejected:
+            self._totals.rejected[reason] += count
+        self._totals.lost += report.lost
+        if report.engine is not None:
+            self._engine = report.engine
+            self._engine_failures = 0
+            self._watchdog.register("inference", STAGE_DEADLINE_S)
+        if report.stage in self._watchdog.stages:
+            self._watchdog.progress(report.stage)
+
+    def _ready(self) -> bool:
+        return all(self._ready_checks().values())
+
+    def _ready_checks(self) -> dict[str, bool]:
+        checks = {
+            "engine": self._engine is not None
+            and any(c.spec.kind == "inference" and c.alive for c in self._children)
+        }
+        for child in self._children:
+            checks[f"stage:{child.spec.name}"] = child.alive
+        checks["not_stopping"] = self._signals == 0
+        return checks
+
+    def counts(self) -> FrameCounts:
+        """Every message since start: accepted frames' accounting plus rejected messages."""
+        totals = self._account.totals()
+        dropped = Counter(totals.dropped)
+        dropped.update(self._totals.rejected)
+        rejected = sum(self._totals.rejected.values())
+        return FrameCounts(
+            received=totals.received + rejected,
+            processed=totals.processed,
+            dropped=dict(dropped),
+            lost=self._totals.lost,
+        )
+
+    def _send_status(self, status: zmq.Socket[bytes], pool: SlotPool) -> None:
+        counts = self.counts()
+        usage = pool.usage()
+        event = StatusEvent(
+            publish_ns=time.time_ns(),
+            uptime_s=time.monotonic() - self._started,
+            fps=self._rate.update(counts.processed, time.monotonic_ns()),
+            frames=counts,
+            queue_depth=usage[SlotState.READY],
+            slots_used=pool.spec.count - usage[SlotState.FREE],
+            slots_total=pool.spec.count,
+            engine=self._engine,
+            ready=self._ready(),
+        )
+        with contextlib.suppress(zmq.Again):  # publisher restarting: the next heartbeat goes
+            status.send_pyobj(event, zmq.NOBLOCK)
+
+    # -- stopping ------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.info("%s: stopping intake, draining frames in flight", signal.Signals(signum).name)
+            return
+        # A second signal: out now. Children die with us; the segment name must not outlive us.
+        log.warning("%s again: exiting at once", signal.Signals(signum).name)
+        self._kill_all()
+        for step in reversed(self._cleanup):
+            with contextlib.suppress(OSError):
+                step()
+        os._exit(128 + signum)
+
+    def _shutdown(self, reports: zmq.Socket[bytes], pool: SlotPool, metrics: Metrics) -> int:
+        config = self._config
+        self._notifier.stopping("draining frames in flight")
+        self._signal_children(("receiver",))
+        # Without an engine nothing drains: do not wait for it.
+        drain = 0.0 if self._failed is not None else config.shutdown.drain_timeout_s
+        deadline = time.monotonic() + drain
+        drained = False
+        last_change, last_totals = time.monotonic(), self._account.totals()
+        while time.monotonic() < deadline:
+            self._turn(reports, pool, metrics)
+            now = time.monotonic()
+            totals = self._account.totals()
+            if totals != last_totals:
+                last_change, last_totals = now, totals
+            if any(c.alive for c in self._children if c.spec.kind == "receiver") or pool.in_use():
+                continue
+            if totals.in_flight == 0 and totals.unmatched == 0:
+                drained = True
+                break
+            # No slot in use and nothing moving: what is left was lost with a crashed stage
+            # (a message in its socket, or its unsent reports); waiting longer changes nothing.
+            if now - last_change > SETTLE_S:
+                break
+        for kinds in (("receiver",), ("inference",), ("postprocess",), ("publisher",)):
+            self._signal_children(kinds)
+            self._wait_exit(kinds, reports, pool, metrics)
+        end = time.monotonic() + 0.3  # final reports travel after the process is gone
+        while time.monotonic() < end:
+            self._turn(reports, pool, metrics)
+        now = time.monotonic()
+        late = self._account.overdue(float("inf"), 0.0)
+        for camera, seq in late:
+            self._account.on_dropped(camera, seq, "shutdown", now)
+            metrics.frame_dropped(camera, "shutdown")
+        if late or not drained:
+            log.warning(
+                "drain incomplete after %.1f s: %d frames dropped",
+                config.shutdown.drain_timeout_s,
+                len(late),
+            )
+        counts = self.counts()
+        log.info(
+            "stopped: received %d, processed %d, dropped %s, lost in transport %d",
+            counts.received,
+            counts.processed,
+            dict(counts.dropped) or "none",
+            counts.lost,
+        )
+        try:
+            self._account.check(settled=True)
+        except AccountingError as exc:
+            log.error("%s", exc)
+        if self._failed is not None:
+            log.error("giving up: %s", self._failed)
+            return 1
+        return 0
+
+    def _wait_exit(
+        self, kinds: tuple[str, ...], reports: zmq.Socket[bytes], pool: SlotPool, metrics: Metrics
+    ) -> None:
+        end = time.monotonic() + STOP_WAIT_S
+        while time.monotonic() < end:
+            self._turn(reports, pool, metrics)
+            if not any(c.alive for c in self._children if c.spec.kind in kinds):
+                return
+        for child in self._children:
+            if child.spec.kind in kinds and child.process is not None and child.process.is_alive():
+                log.warning("%s did not stop in %.0f s: killing it", child.spec.name, STOP_WAIT_S)
+                child.process.kill()
+        self._turn(reports, pool, metrics)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("defectd")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def run_daemon(
+    config: DaemonConfig, log_level: str | None = None, log_format: str | None = None
+) -> int:
+    """Run the daemon in this process until stopped; the exit status."""
+    return Supervisor(config, log_level=log_level, log_format=log_format).run()

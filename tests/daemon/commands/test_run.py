@@ -1,0 +1,30 @@
+"""`defectd run`: config problems are reported before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.cli import main
+
+
+def test_run_reports_config_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "defectd.yaml"
+    config.write_text("line: {name: line1}\ncameras: []\nslotz: {}\n")
+    assert main(["run", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}: cameras: expected a list of at least one camera" in err
+    assert f"{config}: slotz: unknown key" in err
+
+
+def test_run_reports_a_model_that_does_not_fit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "defectd.yaml"
+    config.write_text(
+        "line: {name: line1}\n"
+        "cameras: [{id: cam0, endpoint: 'tcp://127.0.0.1:5999', width: 800, height: 256}]\n"
+    )
+    assert main(["run", "--config", str(config)]) == 2
+    assert "takes 1600×256 frames" in capsys.readouterr().err
