@@ -24,6 +24,8 @@ COMMANDS: tuple[str, ...] = (
     "daemon.commands.build_engine",
     "daemon.commands.check_config",
     "daemon.commands.run",
+    "daemon.commands.simulate",
+    "daemon.commands.tail",
 )
 
 
