@@ -11,8 +11,8 @@ On CUDA:
   every size the batcher can send), replayed afterwards: no per-layer launch cost;
 - frames go up through a pinned staging buffer allocated once for ``max_batch``.
 
-On the CPU it runs FP32 eagerly (the fallback when nothing else is installed); threads
-configurable like ONNX Runtime's.
+On the CPU it runs FP32, frozen with BatchNorm folded (the fallback when nothing else is
+installed); threads configurable like ONNX Runtime's.
 """
 
 from __future__ import annotations
@@ -106,6 +106,10 @@ class TorchEngine(BaseEngine):
         module = module.to(dtype=dtype).eval()
         if device == "cuda":
             module = module.to(memory_format=torch.channels_last)
+        else:
+            # Fold BatchNorm into the convolutions and pick oneDNN kernels: 59 → 43 ms per
+            # frame on 2 cores (measured with no_grad; not applied on CUDA, where it is untested).
+            module = torch.jit.optimize_for_inference(torch.jit.freeze(module))
         self._module = module
         self._use_graphs = cuda_graphs and device == "cuda"
         self._graphs: dict[int, _CapturedGraph] = {}
@@ -151,7 +155,8 @@ class TorchEngine(BaseEngine):
     def _run(self, batch: npt.NDArray[np.uint8]) -> EngineOutput:
         torch = self._torch
         n = batch.shape[0]
-        with torch.inference_mode():
+        # no_grad, not inference_mode: TorchScript runs about 15% slower under inference_mode.
+        with torch.no_grad():
             if self._device.type == "cpu":
                 probs, presence, peak = self._module(torch.from_numpy(batch))
             else:

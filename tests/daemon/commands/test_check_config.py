@@ -9,6 +9,7 @@ import yaml
 
 from daemon import cli
 from daemon.config import DEFAULT_CONFIG_PATH, load_config, parse_config
+from engines.model_card import default_model_dir, read_card
 
 MODULE = "daemon.commands.check_config"
 
@@ -61,7 +62,8 @@ def test_model_check_prints_the_thresholds_in_effect(
 ) -> None:
     assert cli.main(["check-config", str(write(tmp_path, VALID)), "--model-check"]) == 0
     out = capsys.readouterr().out
-    assert "# model defectd-default 1.0.0 takes 1600×256 frames: the cameras' 1600×256 fit" in out
+    bundled = f"defectd-default {read_card(default_model_dir()).version}"
+    assert f"# model {bundled} takes 1600×256 frames: the cameras' 1600×256 fit" in out
     (scratches,) = [line for line in out.splitlines() if line.startswith("#   3 scratches:")]
     assert "pixel 0.6," in scratches
     yaml.safe_load(out)  # the comments leave it valid YAML
@@ -90,7 +92,8 @@ def test_model_check_problems_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     capsys.readouterr()
     assert cli.main(["check-config", str(path), "--model-check"]) == 2
     err = capsys.readouterr().err
-    assert f"{path}: cameras: model defectd-default 1.0.0 takes 1600×256 frames" in err
+    bundled = f"defectd-default {read_card(default_model_dir()).version}"
+    assert f"{path}: cameras: model {bundled} takes 1600×256 frames" in err
     assert f"{path}: model.thresholds.scratch: model defectd-default has no class 'scratch'" in err
 
 
