@@ -12,17 +12,10 @@ from pathlib import Path
 import pytest
 import zmq
 
-import daemon.cli
 from daemon.cli import main
 from daemon.commands.simulate import stop_on_signals
 from daemon.protocol import read_message
 from engines.labels import read_labels
-
-
-@pytest.fixture(autouse=True)
-def registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The command, registered as daemon/cli.py will list it."""
-    monkeypatch.setattr(daemon.cli, "COMMANDS", (*daemon.cli.COMMANDS, "daemon.commands.simulate"))
 
 
 @pytest.fixture

@@ -13,19 +13,12 @@ from dataclasses import replace
 import pytest
 import zmq
 
-import daemon.cli
 from daemon.cli import main
 from daemon.events import TopicSequencer, decode_message, defect_events, encode
 from daemon.subscriber import format_event
 from tests.daemon.test_events import CLASSES, MODEL, RUN, Frame, defective_frame, status
 
 Publish = Callable[[zmq.Socket[bytes]], None]
-
-
-@pytest.fixture(autouse=True)
-def registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The command, registered as daemon/cli.py will list it."""
-    monkeypatch.setattr(daemon.cli, "COMMANDS", (*daemon.cli.COMMANDS, "daemon.commands.tail"))
 
 
 @pytest.fixture
