@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "daemon.commands.run",
     "daemon.commands.simulate",
     "daemon.commands.tail",
+    "daemon.commands.demo",
 )
 
 

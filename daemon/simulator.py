@@ -580,8 +580,11 @@ class Simulator:
             now = self._clock()
             if deadline is not None and max(now, camera.due) >= deadline:
                 break
-            if now >= next_status and self._progress is not None:
-                self._progress(self._result(cameras, now - start, stop.is_set(), truth))
+            if now >= next_status:
+                # Advance even without a progress callback: a stale next_status would make
+                # the wait below return at once and spin a core.
+                if self._progress is not None:
+                    self._progress(self._result(cameras, now - start, stop.is_set(), truth))
                 next_status = now + config.status_interval_s
             if camera.pending is None:
                 # Rendered before the frame is due, so it leaves on time, not a render late.

@@ -15,10 +15,12 @@ from engines.engine import PRECISIONS
 from engines.selection import CHOICES
 
 if TYPE_CHECKING:
+    from daemon.benchmarks.pipeline import PipelineBenchResult
     from engines.benchmarks.engine import EngineBenchResult
 
 DEFAULT_SUITES = ("rle", "synth", "model", "postprocess")
-SUITES = (*DEFAULT_SUITES, "engine")  # engine: minutes per backend, run only when named
+# engine: minutes per backend; pipeline: the daemon on a simulated line. Run only when named.
+SUITES = (*DEFAULT_SUITES, "engine", "pipeline")
 
 
 def batch_sizes(text: str) -> list[int]:
@@ -93,6 +95,46 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     engine.add_argument("--json-out", type=Path, help="write the whole engine result as JSON")
     engine.add_argument("--plot", type=Path, help="write frames/s and p99 latency as a PNG")
     engine.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pipeline = parser.add_argument_group(
+        "pipeline suite (the daemon with the simulator; --backend, --threads, --model apply)"
+    )
+    pipeline.add_argument(
+        "--pipeline-batch",
+        type=int,
+        default=8,
+        metavar="N",
+        help="engine batch of the real-engine runs and the bare engine (default 8)",
+    )
+    pipeline.add_argument(
+        "--pipeline-null-batch",
+        type=int,
+        default=32,
+        metavar="N",
+        help="batch of the null-engine capacity run (default 32)",
+    )
+    pipeline.add_argument(
+        "--pipeline-seconds",
+        type=float,
+        default=8.0,
+        metavar="S",
+        help="sending time of each run, and the bare engine's timing (default 8)",
+    )
+    pipeline.add_argument(
+        "--pipeline-cameras", type=int, default=2, metavar="N", help="simulated cameras (2)"
+    )
+    pipeline.add_argument(
+        "--pipeline-max-wait-ms",
+        type=float,
+        default=20.0,
+        metavar="MS",
+        help="batching.max_wait_ms of the daemon (default 20)",
+    )
+    pipeline.add_argument(
+        "--pipeline-out",
+        type=Path,
+        default=Path("out/bench-pipeline"),
+        help="configs and daemon logs (default out/bench-pipeline)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -109,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--seconds must be positive, got {args.seconds:g}")
     results: list[BenchResult] = []
     engine_result = None
+    pipeline_result = None
     for suite in args.suites:
         if suite == "rle":
             from engines.benchmarks import rle
@@ -132,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
             results += postprocess.run(model_dir, args.model_repeats, args.threads)
         elif suite == "engine":
             engine_result = _run_engine(args)
+        elif suite == "pipeline":
+            pipeline_result = _run_pipeline(args)
     words = ["defectd", "bench", *args.suites]
     if {"rle", "synth"} & set(args.suites):
         words += ["--repeats", str(args.repeats)]
@@ -143,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
             words += ["--model", str(args.model)]
     if "engine" in args.suites:
         words += _engine_words(args)
+    if "pipeline" in args.suites:
+        words += _pipeline_words(args)
     command = " ".join(shlex.quote(word) for word in words)
     header = (
         f"Machine: {machine_summary()}  \n"
@@ -158,6 +205,12 @@ def run(args: argparse.Namespace) -> int:
         if results:
             print()
         print(format_markdown(engine_result))
+    if pipeline_result is not None:
+        from daemon.benchmarks.pipeline import format_markdown as pipeline_markdown
+
+        if results or engine_result is not None:
+            print()
+        print(pipeline_markdown(pipeline_result))
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -166,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
                     "command": command,
                     "results": [asdict(r) for r in results],
                     **({"engine": engine_result.to_dict()} if engine_result else {}),
+                    **({"pipeline": pipeline_result.to_dict()} if pipeline_result else {}),
                 },
                 indent=2,
             )
@@ -189,6 +243,40 @@ def _run_engine(args: argparse.Namespace) -> EngineBenchResult:
         plot=args.plot,
         progress=not args.no_progress,
     )
+
+
+def _run_pipeline(args: argparse.Namespace) -> PipelineBenchResult:
+    from daemon.benchmarks.pipeline import run_pipeline_bench
+
+    return run_pipeline_bench(
+        args.model,
+        backend=args.backend,
+        batch=args.pipeline_batch,
+        null_batch=args.pipeline_null_batch,
+        cameras=args.pipeline_cameras,
+        seconds=args.pipeline_seconds,
+        threads=args.threads,
+        max_wait_ms=args.pipeline_max_wait_ms,
+        workdir=args.pipeline_out,
+        progress=not args.no_progress,
+    )
+
+
+def _pipeline_words(args: argparse.Namespace) -> list[str]:
+    """The pipeline suite's options, for the recorded command line."""
+    words = []
+    if "engine" not in args.suites:  # else the engine suite's words already name them
+        words += ["--backend", args.backend]
+        if not {"model", "postprocess"} & set(args.suites):
+            words += ["--threads", str(args.threads)]
+            if args.model:
+                words += ["--model", str(args.model)]
+    words += ["--pipeline-batch", str(args.pipeline_batch)]
+    words += ["--pipeline-null-batch", str(args.pipeline_null_batch)]
+    words += ["--pipeline-seconds", f"{args.pipeline_seconds:g}"]
+    words += ["--pipeline-cameras", str(args.pipeline_cameras)]
+    words += ["--pipeline-max-wait-ms", f"{args.pipeline_max_wait_ms:g}"]
+    return words
 
 
 def _engine_words(args: argparse.Namespace) -> list[str]:

@@ -69,7 +69,10 @@ def open_ingest_socket(
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RECONNECT_IVL, ingest.reconnect_ivl_ms)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, ingest.reconnect_ivl_max_ms)
-    if ingest.heartbeat_ivl_ms:
+    # Under `block` back-pressure the receiver stops reading, so the camera's heartbeat
+    # replies wait behind queued frames and a heartbeat timeout would cut a live link and
+    # lose what is queued on it: heartbeats only run with drop_oldest.
+    if ingest.heartbeat_ivl_ms and config.batching.policy != "block":
         sock.setsockopt(zmq.HEARTBEAT_IVL, ingest.heartbeat_ivl_ms)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, ingest.heartbeat_timeout_ms)
     if group.mode == "connect":

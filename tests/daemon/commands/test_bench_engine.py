@@ -37,4 +37,7 @@ def test_engine_is_not_a_default_suite(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit):
         main(["bench", "--help"])
     words = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
-    assert "rle, synth, model, engine (default rle, synth, model)" in words
+    assert (
+        "rle, synth, model, postprocess, engine, pipeline "
+        "(default rle, synth, model, postprocess)" in words
+    )

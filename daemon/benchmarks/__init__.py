@@ -1,0 +1,1 @@
+"""Benchmarks that need the daemon itself (`defectd bench pipeline`)."""

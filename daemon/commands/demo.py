@@ -1,0 +1,134 @@
+"""`defectd demo`: simulator + daemon + subscriber on loopback in one command (docs/daemon.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from daemon.commands.simulate import stop_on_signals
+from engines.selection import CHOICES
+
+if TYPE_CHECKING:
+    from daemon.demo import DemoSummary, Progress
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `demo` subcommand."""
+    parser = subparsers.add_parser(
+        "demo",
+        help="simulated cameras → the real daemon → a subscriber, on loopback; scored summary",
+        description=(
+            "Run a whole line on this machine: start `defectd run` (a subprocess, its log in "
+            "--out), simulated cameras sending synthetic frames with known defects, and a "
+            "subscriber. A live status line on stderr; at the end frames, rates, latency, "
+            "defects by class and the Kaggle mean Dice and per-class recall of the published "
+            "masks against the simulator's truth. Ctrl-C stops it early (with a summary)."
+        ),
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=CHOICES,
+        default="onnxruntime",
+        help="engine backend (default onnxruntime: the CPU); null runs no model",
+    )
+    parser.add_argument("--model", type=Path, help="model directory (default: the bundled one)")
+    parser.add_argument("--cameras", type=int, default=2, help="simulated cameras (default 2)")
+    parser.add_argument("--fps", type=float, default=4.0, help="frames/s per camera (default 4)")
+    parser.add_argument(
+        "--seconds", type=float, help="send this long (default 25 unless --frames is given)"
+    )
+    parser.add_argument("--frames", type=int, help="frames per camera, then stop")
+    parser.add_argument("--seed", type=int, default=0, help="synthetic line seed (default 0)")
+    parser.add_argument("--max-batch", type=int, default=4, help="engine batch (default 4)")
+    parser.add_argument(
+        "--max-wait-ms", type=float, default=50.0, help="batching deadline (default 50)"
+    )
+    parser.add_argument("--threads", type=int, help="engine CPU threads (default: all)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when usable")
+    parser.add_argument("--json-out", type=Path, help="also write the whole summary as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no live status line")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo; 0 when it ran to the end and the daemon exited cleanly, else 1."""
+    from daemon.demo import DemoConfig, format_summary, run_demo
+
+    seconds = args.seconds
+    if seconds is None and args.frames is None:
+        seconds = 25.0
+    config = DemoConfig(
+        out=args.out,
+        backend=args.backend,
+        model=args.model,
+        cameras=args.cameras,
+        fps=args.fps,
+        seconds=seconds,
+        frames=args.frames,
+        seed=args.seed,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        threads=args.threads,
+        device=args.device,
+    )
+    status = None if args.quiet else LiveStatus(sys.stderr)
+    print(
+        f"defectd demo: starting the daemon ({config.backend}); its log: "
+        f"{config.out / 'daemon.log'}",
+        file=sys.stderr,
+    )
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        summary = run_demo(config, stop, status)
+    if status is not None:
+        status.finish()
+    print(format_summary(summary))
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+        print(f"summary JSON: {args.json_out}")
+    return 0 if _clean(summary) else 1
+
+
+def _clean(summary: DemoSummary) -> bool:
+    return summary.daemon_exit == 0 and not summary.stopped and summary.summaries > 0
+
+
+class LiveStatus:
+    """The one-line status on stderr: rewritten in place on a terminal, one line every 5 s
+    otherwise (a log file would fill with carriage returns)."""
+
+    def __init__(self, stream: TextIO, log_every_s: float = 5.0) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.log_every_s = log_every_s
+        self._last_log = time.monotonic()
+        self._shown = False
+
+    def __call__(self, progress: Progress) -> None:
+        text = (
+            f"{progress.elapsed_s:5.1f} s: sent {progress.sent:,}, received "
+            f"{progress.received:,}, processed {progress.processed:,}, dropped "
+            f"{progress.dropped:,}, lost {progress.lost:,}, {progress.fps:.1f} fps, "
+            f"defects {progress.defects:,}"
+        )
+        if self.tty:
+            self.stream.write("\r\x1b[K" + text)
+            self._shown = True
+        elif time.monotonic() - self._last_log >= self.log_every_s:
+            self.stream.write(text + "\n")
+            self._last_log = time.monotonic()
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
