@@ -347,6 +347,35 @@ def test_no_subscriber_does_not_stall_the_pipeline(
         assert daemon.stop() == 0
 
 
+def test_a_subscriber_that_never_reads_does_not_stall_the_pipeline(
+    tmp_path: Path, context: zmq.Context[zmq.Socket[bytes]]
+) -> None:
+    """A connected SUB that reads nothing: its queue fills, ZeroMQ drops for it alone."""
+    ports = Ports()
+    config = write_config(tmp_path / "defectd.yaml", ports, publish={"sndhwm": 4})
+    with running(config, ports, tmp_path / "daemon.log") as daemon:
+        daemon.wait_ready()
+        stuck = context.socket(zmq.SUB)
+        stuck.setsockopt(zmq.RCVHWM, 1)
+        stuck.setsockopt(zmq.RCVBUF, 4096)
+        stuck.setsockopt(zmq.SUBSCRIBE, b"")
+        stuck.connect(ports.publish_endpoint)
+        time.sleep(0.5)  # the subscription reaches the publisher
+        camera = Camera(context, ports.camera_endpoint)
+        for seq in range(100):
+            camera.send("cam0", seq)
+        deadline = time.monotonic() + 10
+        processed = 0.0
+        while processed < 100 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            exposition = daemon.http("/metrics")[1]
+            processed = metric(exposition, "defectd_frames_processed_total", camera="cam0")
+        assert processed == 100  # every frame went through while the subscriber sat still
+        assert stuck.poll(0)  # it is connected: messages did reach it, it just never read
+        stuck.close(linger=0)
+        assert daemon.stop() == 0
+
+
 def test_overload_with_drop_oldest_accounts_for_every_frame(
     tmp_path: Path, context: zmq.Context[zmq.Socket[bytes]]
 ) -> None:
