@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from daemon.cli import CommandError
+
+if TYPE_CHECKING:
+    from engines.selection import TensorRTSettings
+
+# --model mode's defaults; --config takes these from the config's engine: section.
+DEFAULT_MAX_BATCH = 32
+DEFAULT_OPT_BATCH = 8
+DEFAULT_WORKSPACE_MB = 4096
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -17,13 +27,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Build MODEL/model.fp16.onnx into a TensorRT engine for this GPU and TensorRT "
             "version and store it in the engine cache, so the daemon starts without a build. "
             "Does nothing when a valid cached engine exists (unless --force). Builds take "
-            "minutes; progress is logged. Run it on the machine that will run the daemon."
+            "minutes; progress is logged. Run it on the machine that will run the daemon. "
+            "With --config FILE the model and every engine setting come from the daemon's "
+            "config, and it exits 0 without building when engine.backend does not resolve to "
+            "TensorRT on this machine (the systemd unit's ExecStartPre)."
         ),
     )
-    parser.add_argument("--model", type=Path, required=True, help="model directory")
-    parser.add_argument("--max-batch", type=int, default=32, help="largest batch (default 32)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, help="model directory")
+    source.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help=(
+            "the daemon's config: build what `defectd run --config FILE` would open "
+            "(model.dir, engine.max_batch, opt_batch, workspace_mb, cache_dir)"
+        ),
+    )
     parser.add_argument(
-        "--opt-batch", type=int, default=8, help="batch size to tune for (default 8)"
+        "--max-batch", type=int, help=f"largest batch (default {DEFAULT_MAX_BATCH})"
+    )
+    parser.add_argument(
+        "--opt-batch", type=int, help=f"batch size to tune for (default {DEFAULT_OPT_BATCH})"
     )
     parser.add_argument(
         "--cache-dir",
@@ -32,7 +57,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="engine cache (default $DEFECTD_ENGINE_CACHE or ~/.cache/defectd/engines)",
     )
     parser.add_argument(
-        "--workspace-mb", type=int, default=4096, help="builder workspace limit (default 4096)"
+        "--workspace-mb",
+        type=int,
+        help=f"builder workspace limit (default {DEFAULT_WORKSPACE_MB})",
     )
     parser.add_argument("--force", action="store_true", help="rebuild even when cached")
     parser.set_defaults(handler=run)
@@ -42,21 +69,76 @@ def run(args: argparse.Namespace) -> int:
     """Build (or find) the engine and print its path and cache key."""
     from engines.backends.tensorrt_backend import engine_key, ensure_engine
     from engines.model_card import read_card
-    from engines.selection import default_cache_dir
+    from engines.selection import TensorRTSettings, default_cache_dir
     from engines.tensorrt_build import TensorRTError, import_cuda, import_tensorrt
 
+    if args.config is not None:
+        resolved = _from_config(args)
+        if not isinstance(resolved, tuple):
+            return resolved  # 0: nothing to build here; 2: the config cannot be used
+        model, settings = resolved
+    else:
+        model = args.model
+        settings = TensorRTSettings(
+            max_batch=args.max_batch or DEFAULT_MAX_BATCH,
+            opt_batch=args.opt_batch or DEFAULT_OPT_BATCH,
+            cache_dir=args.cache_dir or default_cache_dir(),
+            workspace_mb=args.workspace_mb or DEFAULT_WORKSPACE_MB,
+        )
     try:
         import_tensorrt()  # the install hint before anything else
         import_cuda()
-        card = read_card(args.model)
+        card = read_card(model)
         card.verify()  # the key trusts the card's sha256 of the FP16 ONNX
-        cache_dir = args.cache_dir or default_cache_dir()
-        key = engine_key(card, args.max_batch, args.opt_batch, args.workspace_mb)
+        key = engine_key(card, settings.max_batch, settings.opt_batch, settings.workspace_mb)
         path, built = ensure_engine(
-            card, args.max_batch, args.opt_batch, cache_dir, args.workspace_mb, force=args.force
+            card,
+            settings.max_batch,
+            settings.opt_batch,
+            settings.cache_dir,
+            settings.workspace_mb,
+            force=args.force,
         )
     except TensorRTError as exc:
         raise CommandError(str(exc)) from exc
     state = "built engine" if built else "cached engine already valid"
     print(f"{state}: {path}\nkey {key.digest()[:16]}: {key.describe()}")
     return 0
+
+
+def _from_config(args: argparse.Namespace) -> tuple[Path, TensorRTSettings] | int:
+    """The model and build settings `args.config` gives; 0 when no TensorRT engine is wanted
+    here (said on stdout), 2 when the config cannot be used (problems on stderr)."""
+    from daemon.config import ConfigError, load_config
+    from engines.selection import TensorRTSettings, choose_backend, detect_platform
+
+    given = [
+        flag
+        for flag, value in (
+            ("--max-batch", args.max_batch),
+            ("--opt-batch", args.opt_batch),
+            ("--workspace-mb", args.workspace_mb),
+            ("--cache-dir", args.cache_dir),
+        )
+        if value is not None
+    ]
+    if given:
+        raise CommandError(
+            f"{', '.join(given)} with --config: the config's engine: section sets these "
+            "(max_batch, opt_batch, workspace_mb, cache_dir), so the daemon finds the engine"
+        )
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    # RuntimeError/ValueError (tensorrt asked for but missing, say) fail like the daemon would.
+    choice = choose_backend(config.engine, detect_platform())
+    if choice.backend != "tensorrt":
+        print(
+            f"no TensorRT engine to build: {args.config} runs {choice.backend} on "
+            f"{choice.device} here ({choice.reason})"
+        )
+        return 0
+    return config.model.dir, TensorRTSettings.of(config.engine)

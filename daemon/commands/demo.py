@@ -6,11 +6,11 @@ import argparse
 import json
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from daemon.commands.simulate import stop_on_signals
+from daemon.liveline import LiveLine
 from engines.selection import CHOICES
 
 if TYPE_CHECKING:
@@ -103,32 +103,18 @@ def _clean(summary: DemoSummary) -> bool:
 
 
 class LiveStatus:
-    """The one-line status on stderr: rewritten in place on a terminal, one line every 5 s
-    otherwise (a log file would fill with carriage returns)."""
+    """The demo's one-line status on stderr (one plain line every 5 s off a terminal)."""
 
     def __init__(self, stream: TextIO, log_every_s: float = 5.0) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.log_every_s = log_every_s
-        self._last_log = time.monotonic()
-        self._shown = False
+        self._line = LiveLine(stream, log_every_s)
 
     def __call__(self, progress: Progress) -> None:
-        text = (
+        self._line.show(
             f"{progress.elapsed_s:5.1f} s: sent {progress.sent:,}, received "
             f"{progress.received:,}, processed {progress.processed:,}, dropped "
             f"{progress.dropped:,}, lost {progress.lost:,}, {progress.fps:.1f} fps, "
             f"defects {progress.defects:,}"
         )
-        if self.tty:
-            self.stream.write("\r\x1b[K" + text)
-            self._shown = True
-        elif time.monotonic() - self._last_log >= self.log_every_s:
-            self.stream.write(text + "\n")
-            self._last_log = time.monotonic()
-        self.stream.flush()
 
     def finish(self) -> None:
-        if self._shown:
-            self.stream.write("\n")
-            self.stream.flush()
+        self._line.finish()

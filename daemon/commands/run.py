@@ -39,14 +39,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     """Load the config and run the supervisor; 2 with `file: key: problem` lines when the
     config (or the model it names) cannot be used."""
-    from daemon.logs import configure_logging
+    from daemon.logs import configure_logging, stream_is_journal
     from daemon.supervisor import run_daemon
 
+    # Under systemd the problems are errors in the journal too (`journalctl -p err`).
+    prefix = "<3>" if stream_is_journal(sys.stderr) else ""
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(prefix + problem, file=sys.stderr)
         return 2
     level = "debug" if getattr(args, "verbose", False) else config.logging.level
     log_format = args.log_format or config.logging.format
@@ -55,5 +57,5 @@ def run(args: argparse.Namespace) -> int:
         return run_daemon(config, log_level=level, log_format=log_format)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(prefix + problem, file=sys.stderr)
         return 2

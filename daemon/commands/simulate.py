@@ -6,13 +6,13 @@ import argparse
 import signal
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
+from daemon.liveline import LiveLine
 from daemon.protocol import ENCODINGS
 
 if TYPE_CHECKING:
@@ -238,34 +238,21 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 class StatusLine:
-    """The live one-line status on stderr: rewritten in place on a terminal, else one line
-    every 10 s (logs under systemd or CI would fill with carriage returns)."""
+    """The simulator's live one-line status on stderr (one plain line every 10 s off a
+    terminal)."""
 
     def __init__(self, stream: TextIO, line: str, log_every_s: float = 10.0) -> None:
-        self.stream = stream
         self.line = line
-        self.tty = stream.isatty()
-        self.log_every_s = log_every_s
-        self._last_log = time.monotonic()
-        self._shown = False
+        self._line = LiveLine(stream, log_every_s)
 
     def __call__(self, result: SimulatorResult) -> None:
         rates = ", ".join(f"{c.camera_id} {c.sent:,}" for c in result.cameras)
         fps = result.sent / result.elapsed_s if result.elapsed_s > 0 else 0.0
         text = f"{self.line}: {result.sent:,} frames in {result.elapsed_s:.1f} s, {fps:.1f} fps"
-        text += f" ({rates})"
-        if self.tty:
-            self.stream.write("\r\x1b[K" + text)
-            self._shown = True
-        elif time.monotonic() - self._last_log >= self.log_every_s:
-            self.stream.write(text + "\n")
-            self._last_log = time.monotonic()
-        self.stream.flush()
+        self._line.show(text + f" ({rates})")
 
     def finish(self) -> None:
-        if self._shown:
-            self.stream.write("\n")
-            self.stream.flush()
+        self._line.finish()
 
 
 def format_summary(config: SimulatorConfig, result: SimulatorResult) -> str:

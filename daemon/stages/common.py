@@ -16,6 +16,7 @@ import os
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -209,6 +210,17 @@ def start_stage(spec: StageSpec) -> StopFlag:
     stop = StopFlag()
     configure_logging(spec.log_level, spec.log_format)
     return stop
+
+
+def serve(stop: StopFlag, reporter: Reporter, drain: Callable[[int], int], poll_ms: int) -> None:
+    """A queue-fed stage's main loop: `drain(wait_ms)` handles what arrived and returns how
+    many; after SIGTERM it drains what is left, so frames in flight are finished, not lost."""
+    while not stop.requested:
+        if not drain(reporter.wait_ms(poll_ms)):
+            reporter.flush_if_pending()
+        reporter.maybe_flush()
+    while drain(0):
+        pass
 
 
 def bind_ipc(socket: zmq.Socket[bytes], endpoint: str) -> None:

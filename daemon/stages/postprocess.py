@@ -23,7 +23,7 @@ from daemon.accounting import FrameEvent
 from daemon.config import effective_thresholds
 from daemon.events import DefectEvent, FrameSummary, defect_events, frame_summary
 from daemon.slots import SlotPool, SlotState
-from daemon.stages.common import Reporter, StageSpec, bind_ipc, start_stage
+from daemon.stages.common import Reporter, StageSpec, bind_ipc, serve, start_stage
 from daemon.stages.inference import Inferred
 from daemon.stages.receiver import FrameNote
 from engines.model_card import read_card
@@ -175,12 +175,7 @@ def run_postprocess(spec: StageSpec) -> None:
         return _DRAIN
 
     try:
-        while not stop.requested:
-            if not drain(reporter.wait_ms(POLL_MS)):
-                reporter.flush_if_pending()
-            reporter.maybe_flush()
-        while drain(0):
-            pass
+        serve(stop, reporter, drain, POLL_MS)
     finally:
         reporter.flush(final=True)
         reporter.close()

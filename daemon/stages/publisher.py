@@ -22,7 +22,7 @@ from daemon.config import parse_endpoint
 from daemon.events import StatusEvent, TopicSequencer, encode
 from daemon.metrics import Metrics, create_metrics
 from daemon.ratelimit import RateLimitedLog
-from daemon.stages.common import Reporter, StageSpec, bind_ipc, start_stage
+from daemon.stages.common import Reporter, StageSpec, bind_ipc, serve, start_stage
 from daemon.stages.postprocess import Published
 
 log = logging.getLogger(__name__)
@@ -105,12 +105,7 @@ def run_publisher(spec: StageSpec) -> None:
         return _DRAIN
 
     try:
-        while not stop.requested:
-            if not drain(reporter.wait_ms(POLL_MS)):
-                reporter.flush_if_pending()
-            reporter.maybe_flush()
-        while drain(0):
-            pass
+        serve(stop, reporter, drain, POLL_MS)
     finally:
         reporter.flush(final=True)
         reporter.close()
