@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,31 +21,14 @@ import yaml
 import zmq
 
 from daemon.events import decode_message
+from daemon.loopback import LoopbackPorts
 from daemon.protocol import FrameHeader, encode_frame
 
 REPO = Path(__file__).resolve().parents[2]
 HEIGHT, WIDTH = 256, 1600
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Ports:
-    camera: int = field(default_factory=free_port)
-    publish: int = field(default_factory=free_port)
-    http: int = field(default_factory=free_port)
-
-    @property
-    def camera_endpoint(self) -> str:
-        return f"tcp://127.0.0.1:{self.camera}"
-
-    @property
-    def publish_endpoint(self) -> str:
-        return f"tcp://127.0.0.1:{self.publish}"
+Ports = LoopbackPorts  # the demo's port set: cameras, events, HTTP
 
 
 def write_config(path: Path, ports: Ports, **sections: dict[str, Any]) -> Path:

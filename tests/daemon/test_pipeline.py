@@ -20,6 +20,7 @@ import yaml
 import zmq
 
 from daemon.config import check_model, load_config
+from daemon.loopback import free_port
 from daemon.protocol import FrameHeader, encode_frame
 from daemon.stages.inference import candidate_classes
 from engines.model_card import default_model_dir
@@ -32,7 +33,6 @@ from tests.daemon.pipeline_helpers import (
     Camera,
     Ports,
     Subscriber,
-    free_port,
     running,
     summaries,
     write_config,
