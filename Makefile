@@ -59,8 +59,8 @@ model: install
 	$(BIN)/defectd bench model postprocess
 
 lint: install
-	$(BIN)/ruff check daemon engines training tests
-	$(BIN)/ruff format --check daemon engines training tests
+	$(BIN)/ruff check daemon engines training tests deploy
+	$(BIN)/ruff format --check daemon engines training tests deploy
 	$(BIN)/mypy
 
 test: install lint
