@@ -9,6 +9,8 @@ import shlex
 import sys
 from collections.abc import Sequence
 
+from daemon.logs import configure_logging, stream_is_journal
+
 # Subcommand modules, imported only when the parser is built. Each defines
 # `register(subparsers)`, which adds its parser and sets `handler(args) -> int`.
 COMMANDS: tuple[str, ...] = (
@@ -23,6 +25,7 @@ COMMANDS: tuple[str, ...] = (
     "daemon.commands.inspect",
     "daemon.commands.build_engine",
     "daemon.commands.check_config",
+    "daemon.commands.keygen",
     "daemon.commands.run",
     "daemon.commands.simulate",
     "daemon.commands.tail",
@@ -53,11 +56,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(arguments)
     # What produced an artefact is recorded with it (model cards, training runs).
     args.command_line = shlex.join(["defectd", *arguments])
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # Under systemd (ExecStartPre=defectd build-engine, say) lines carry journal priorities.
+    journal = stream_is_journal(sys.stderr)
+    if journal:
+        configure_logging("debug" if args.verbose else "info", "text", journal=True)
+    else:
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
     try:
         status: int = args.handler(args)
     except (CommandError, ValueError, OSError, RuntimeError) as exc:
@@ -66,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # a message that names the fix; -v shows the traceback too.
         if args.verbose:
             raise
-        print(f"defectd {args.command}: error: {exc}", file=sys.stderr)
+        prefix = "<3>" if journal else ""
+        print(f"{prefix}defectd {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"defectd {args.command}: interrupted", file=sys.stderr)

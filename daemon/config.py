@@ -171,6 +171,9 @@ class CameraSettings:
     width: int = field(metadata=_bounds(1, MAX_DIMENSION))
     height: int = field(metadata=_bounds(1, MAX_DIMENSION))
     encoding: str | None = field(default=None, metadata=_choices(ENCODINGS))  # None: any
+    # security.curve with a `connect` camera: the camera's PUB is the CURVE server, this is
+    # its public certificate (.key); the daemon is its client.
+    server_public_key: str | None = None
 
     @property
     def has_topic(self) -> bool:
@@ -257,6 +260,21 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SecuritySettings:
+    """``security:``: ZeroMQ CURVE on the ingest and event sockets (docs/security.md).
+
+    Paths name pyzmq certificate files (``defectd keygen``); relative ones are taken from the
+    config file's folder. Only paths are held here: keys are read by the processes that use
+    them, so no secret is ever part of the config, its repr or check-config's output.
+    """
+
+    curve: bool = False
+    server_secret_key: str | None = None  # the daemon's own .key_secret
+    ingest_clients_dir: str | None = None  # public certificates of cameras allowed to push
+    subscriber_clients_dir: str | None = None  # public certificates of subscribers allowed
+
+
+@dataclass(frozen=True, kw_only=True)
 class ShutdownSettings:
     """``shutdown:``: how long SIGTERM waits for frames in flight."""
 
@@ -292,6 +310,7 @@ SECTIONS: dict[str, type[Any]] = {
     "postprocess": PostprocessSettings,
     "publish": PublishSettings,
     "metrics": MetricsSettings,
+    "security": SecuritySettings,
     "shutdown": ShutdownSettings,
     "restart": RestartSettings,
     "logging": LoggingSettings,
@@ -316,6 +335,7 @@ class IngestSocket:
     endpoint: str
     mode: str
     cameras: tuple[str, ...]
+    server_public_key: str | None = None  # connect with CURVE: the camera's public key file
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -332,6 +352,7 @@ class DaemonConfig:
     postprocess: PostprocessSettings = PostprocessSettings()
     publish: PublishSettings = PublishSettings()
     metrics: MetricsSettings = MetricsSettings()
+    security: SecuritySettings = SecuritySettings()
     shutdown: ShutdownSettings = ShutdownSettings()
     restart: RestartSettings = RestartSettings()
     logging: LoggingSettings = LoggingSettings()
@@ -354,7 +375,9 @@ class DaemonConfig:
         for camera in self.cameras:
             groups.setdefault(camera.endpoint, []).append(camera)
         return tuple(
-            IngestSocket(endpoint, group[0].mode, tuple(c.id for c in group))
+            IngestSocket(
+                endpoint, group[0].mode, tuple(c.id for c in group), group[0].server_public_key
+            )
             for endpoint, group in groups.items()
         )
 
@@ -634,8 +657,10 @@ def parse_config(
         parts["metrics"] = replace(metrics, multiprocess_dir=found)
     listed = mapping.get("cameras")
     complete = isinstance(listed, list) and 0 < len(parts.get("cameras", ())) == len(listed)
+    _resolve_key_paths(parts, base_dir)
     _check_cameras(parts.get("cameras", []), problems)
     _check_sections(parts, complete, problems)
+    _check_security(parts, problems)
     if problems.items:
         raise ConfigError(problems.formatted(source))
     parts["cameras"] = tuple(camera for _, camera in parts["cameras"])
@@ -643,6 +668,110 @@ def parse_config(
 
 
 # --- checks across keys ------------------------------------------------------------------------
+
+
+def _resolve_key_paths(parts: dict[str, Any], base_dir: Path | None) -> None:
+    """Key files and allow-lists relative to the config file's folder, like ``model.dir``."""
+    if base_dir is None:
+        return
+
+    def resolved(text: str | None) -> str | None:
+        return None if text is None else str(base_dir / text)
+
+    security = parts.get("security")
+    if security is not None:
+        keys = ("server_secret_key", "ingest_clients_dir", "subscriber_clients_dir")
+        parts["security"] = replace(
+            security, **{key: resolved(getattr(security, key)) for key in keys}
+        )
+    parts["cameras"] = [
+        (index, replace(camera, server_public_key=resolved(camera.server_public_key)))
+        for index, camera in parts.get("cameras", [])
+    ]
+
+
+def _check_security(parts: Mapping[str, Any], problems: _Problems) -> None:
+    """With ``security.curve``: every key file and allow-list named, present and readable."""
+    security: SecuritySettings | None = parts.get("security")
+    if security is None or not security.curve:
+        return
+    from daemon import curve  # imports zmq, which `defectd --help` does without
+
+    cameras: Sequence[tuple[int, CameraSettings]] = parts.get("cameras", [])
+
+    def check(path: str, value: str | None, load: Callable[[Path], object], why: str) -> None:
+        if value is None:
+            problems.add(path, f"required with security.curve: {why}")
+            return
+        try:
+            load(Path(value))
+        except curve.CurveKeyError as exc:
+            problems.add(path, str(exc))
+
+    check(
+        "security.server_secret_key",
+        security.server_secret_key,
+        curve.load_key_pair,
+        "the daemon's .key_secret (defectd keygen)",
+    )
+    if any(camera.mode == "bind" for _, camera in cameras):
+        check(
+            "security.ingest_clients_dir",
+            security.ingest_clients_dir,
+            curve.load_allow_list,
+            "the folder of the public keys (.key) of the cameras allowed to push frames",
+        )
+    check(
+        "security.subscriber_clients_dir",
+        security.subscriber_clients_dir,
+        curve.load_allow_list,
+        "the folder of the public keys (.key) of the subscribers allowed to read events",
+    )
+    keyed: dict[str, tuple[int, str | None]] = {}
+    for index, camera in cameras:
+        first, key = keyed.setdefault(camera.endpoint, (index, camera.server_public_key))
+        if camera.mode == "connect" and key != camera.server_public_key:
+            message = f"cameras[{first}] shares {camera.endpoint} with another key: one socket"
+            problems.add(f"cameras[{index}].server_public_key", f"{message}, one server key")
+        elif camera.mode == "connect" and first == index:
+            check(
+                f"cameras[{index}].server_public_key",
+                camera.server_public_key,
+                curve.load_public_key,
+                "the camera's public key (.key): its PUB is the CURVE server",
+            )
+
+
+def config_warnings(config: DaemonConfig) -> list[str]:
+    """What is allowed but unwise, as ``FILE: key: warning`` lines (logged at start, printed
+    by check-config): a secret key file others can read, an empty allow-list."""
+    security = config.security
+    if not security.curve:
+        return []
+    from daemon import curve
+
+    warnings = []
+    if security.server_secret_key is not None:
+        readers = curve.loose_permissions(Path(security.server_secret_key))
+        if readers:
+            warnings.append(
+                f"{config.source}: security.server_secret_key: {security.server_secret_key} "
+                f"is readable by {readers}: chmod 600 it (and make the daemon's user own it)"
+            )
+    for key in ("ingest_clients_dir", "subscriber_clients_dir"):
+        directory = getattr(security, key)
+        if directory is None:
+            continue
+        try:
+            empty = not curve.load_allow_list(Path(directory))
+        except curve.CurveKeyError:
+            continue  # a config problem, reported by parse_config
+        if empty:
+            warnings.append(
+                f"{config.source}: security.{key}: {directory} holds no *.key certificate: "
+                "every client is refused"
+            )
+    return warnings
 
 
 def _check_cameras(cameras: Sequence[tuple[int, CameraSettings]], problems: _Problems) -> None:

@@ -100,9 +100,7 @@ class JsonFormatter(logging.Formatter):
         return f"<{syslog_priority(record.levelno)}>{line}" if self.journal else line
 
 
-def configure_logging(
-    level: str = "info", fmt: str = "text", journal: bool | None = None
-) -> None:
+def configure_logging(level: str = "info", fmt: str = "text", journal: bool | None = None) -> None:
     """Send every record at `level` or above to stderr as `fmt` (``text`` or ``json``).
 
     `journal` None: detect whether stderr is systemd's journal stream (`stream_is_journal`).

@@ -55,6 +55,9 @@ DROP_LABELS: tuple[str, ...] = tuple(dict.fromkeys((*REJECT_REASONS, *DROP_REASO
 LATENCY_KINDS = ("capture_to_publish", "receive_to_publish")
 # EngineInfo.labels() plus the backend runtime's version.
 ENGINE_INFO_LABELS = ("backend", "device", "precision", "max_batch", "model", "version")
+# defectd_auth_rejected_total's labels (daemon.curve keeps the same tuples; it imports zmq).
+AUTH_SOCKETS = ("ingest", "events")
+AUTH_REASONS = ("unknown_key", "bad_handshake")
 # Camera ids are untrusted until checked against the config: anything else is counted under
 # this label value, which no camera id can take (parentheses are not allowed in ids).
 UNKNOWN_CAMERA = "(unknown)"
@@ -142,6 +145,7 @@ class Metrics:
     camera_resets: Counter
     defects: Counter
     worker_restarts: Counter
+    auth_rejected: Counter
 
     batch_size: Histogram
     inference_seconds: Histogram
@@ -193,6 +197,13 @@ class Metrics:
     def defects_found(self, camera: str, class_name: str, count: int = 1) -> None:
         """`count` defect events of `class_name` (a model class) published for `camera`."""
         self.defects.labels(camera=self.camera_label(camera), class_name=class_name).inc(count)
+
+    def handshake_rejected(self, socket: str, reason: str) -> None:
+        """A CURVE server socket (`AUTH_SOCKETS`) refused a client's handshake, for `reason`
+        (`AUTH_REASONS`: a key not in the allow-list, or no CURVE / a bad key)."""
+        if socket not in AUTH_SOCKETS or reason not in AUTH_REASONS:
+            raise ValueError(f"unknown auth label {socket!r}/{reason!r}")
+        self.auth_rejected.labels(socket=socket, reason=reason).inc()
 
     # -- timing ------------------------------------------------------------------------
 
@@ -265,6 +276,9 @@ class Metrics:
             self.frames_dropped.labels(camera=UNKNOWN_CAMERA, reason=reason)
         for kind in kinds:
             self.worker_restarts.labels(kind=kind)
+        for socket in AUTH_SOCKETS:
+            for reason in AUTH_REASONS:
+                self.auth_rejected.labels(socket=socket, reason=reason)
         for latency_kind in LATENCY_KINDS:
             self.latency_seconds.labels(kind=latency_kind)
 
@@ -335,6 +349,12 @@ def create_metrics(
         ),
         worker_restarts=counter(
             "worker_restarts", "Children the supervisor restarted after they died.", ("kind",)
+        ),
+        auth_rejected=counter(
+            "auth_rejected",
+            "Client handshakes a CURVE server socket refused (security.curve), by socket and "
+            "reason.",
+            ("socket", "reason"),
         ),
         batch_size=histogram(
             "batch_size", "Frames per engine call.", (), tuple(map(float, BATCH_SIZE_BUCKETS))

@@ -136,6 +136,11 @@ class SimulatorConfig:
     wait_timeout_s: float = 30.0
     truth_out: Path | None = None  # Kaggle-layout truth CSV of every frame sent
     status_interval_s: float = 1.0  # how often `progress` is called
+    # CURVE (docs/security.md). Connecting (push to the daemon's PULL): the daemon's public
+    # .key and this camera's .key_secret. Binding (pub, the daemon connects): this camera's
+    # own .key_secret as the server's key; no client key.
+    curve_server_key: Path | None = None
+    curve_client_key: Path | None = None
 
     @property
     def effective_linger_ms(self) -> int:
@@ -182,9 +187,34 @@ class SimulatorConfig:
                 "wait_subscribers is for pub mode: a PUSH socket queues frames until the "
                 "daemon connects, so nothing is lost by starting early"
             )
+        if self.bind and self.curve_client_key is not None:
+            raise ValueError(
+                "curve_client_key is for connecting; a binding camera is the CURVE server: "
+                "give only curve_server_key, its own .key_secret"
+            )
+        if not self.bind and (self.curve_server_key is None) != (self.curve_client_key is None):
+            raise ValueError(
+                "a connecting camera is a CURVE client: give both curve_server_key (the "
+                "daemon's .key) and curve_client_key (this camera's .key_secret)"
+            )
         # The coil ids this config makes must pass the header checks; fail before any socket.
         if self.coil_frames:
             FrameHeader(self.cameras[0], 0, 0, "mono8", 1, 1, coil_id=_coil_id(self, 0))
+
+
+def _curve_setup(config: SimulatorConfig) -> Callable[[zmq.Socket[bytes]], None] | None:
+    """What makes a camera socket CURVE (keys read once, before any socket), or None."""
+    if config.curve_server_key is None:
+        return None
+    from daemon.curve import load_key_pair, load_public_key, make_client, make_server
+
+    if config.bind:
+        own = load_key_pair(config.curve_server_key)
+        return lambda socket: make_server(socket, own)
+    assert config.curve_client_key is not None  # __post_init__ checks they come together
+    server = load_public_key(config.curve_server_key)
+    keys = load_key_pair(config.curve_client_key)
+    return lambda socket: make_client(socket, keys, server)
 
 
 def _coil_id(config: SimulatorConfig, seq: int) -> str:
@@ -483,6 +513,7 @@ class Simulator:
         """Open the sockets into `links` (the caller closes them, also when this fails) and
         return the cameras."""
         config = self.config
+        secure = _curve_setup(config)
         kind = zmq.PUSH if config.mode == "push" else zmq.PUB
         if config.wait_subscribers:
             kind = zmq.XPUB  # sends like PUB, and shows the subscriptions that arrive
@@ -501,6 +532,8 @@ class Simulator:
                     socket.setsockopt(zmq.SNDTIMEO, _SEND_POLL_MS)
                 if kind == zmq.XPUB:
                     socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscriber's, not only new
+                if secure is not None:
+                    secure(socket)
                 try:
                     if config.bind:
                         socket.bind(endpoint)

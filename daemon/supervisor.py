@@ -38,7 +38,13 @@ from types import FrameType
 import zmq
 
 from daemon.accounting import AccountingError, FrameAccount
-from daemon.config import DaemonConfig, check_model, parse_http_bind
+from daemon.config import (
+    ConfigError,
+    DaemonConfig,
+    check_model,
+    config_warnings,
+    parse_http_bind,
+)
 from daemon.events import FrameCounts, RateMeter, StatusEvent
 from daemon.health import HealthServer, Heartbeat
 from daemon.metrics import (
@@ -136,6 +142,8 @@ class Supervisor:
         """Start everything, supervise until SIGTERM/SIGINT, drain, stop; 0 on a clean stop."""
         config = self._config
         model = check_model(config)  # ConfigError before anything starts
+        for warning in config_warnings(config):
+            log.warning("%s", warning)
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
         }
@@ -188,10 +196,22 @@ class Supervisor:
             directory = tempfile.mkdtemp(prefix="defectd-metrics-")
             made = directory
             self._cleanup.append(lambda: shutil.rmtree(made, ignore_errors=True))
-        self._metrics_dir = str(prepare_multiprocess_dir(directory))
-        enable_multiprocess(self._metrics_dir)
-        metrics = create_metrics([camera.id for camera in self._config.cameras])
-        metrics.set_build_info(_version(), sys.version.split()[0])
+        try:
+            self._metrics_dir = str(prepare_multiprocess_dir(directory))
+            if not os.access(self._metrics_dir, os.W_OK | os.X_OK):
+                raise PermissionError(13, "permission denied")
+            enable_multiprocess(self._metrics_dir)
+            metrics = create_metrics([camera.id for camera in self._config.cameras])
+            metrics.set_build_info(_version(), sys.version.split()[0])  # its first file
+        except OSError as exc:
+            # Every process writes its metric values there: nothing can start without it.
+            raise ConfigError(
+                [
+                    f"{self._config.source}: metrics.multiprocess_dir: {directory} is not "
+                    f"writable ({exc.strerror or exc}): set metrics.multiprocess_dir "
+                    "($PROMETHEUS_MULTIPROC_DIR) to a writable directory or fix its permissions"
+                ]
+            ) from None
         metrics.init_series(classes, STAGE_KINDS)
         metrics.slots(0, self._config.slots.count)
         self._metrics = metrics

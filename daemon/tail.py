@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, TextIO
 
 import zmq
@@ -37,6 +38,9 @@ class TailConfig:
     timeout_s: float | None = None  # stop after this long
     utc: bool = False  # clock times in UTC instead of the local zone
     rcvhwm: int = 100_000  # messages queued before the tail itself drops (and sees gaps)
+    # CURVE (docs/security.md): the daemon's public .key and this subscriber's .key_secret.
+    curve_server_key: Path | None = None
+    curve_client_key: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.topics:
@@ -47,6 +51,11 @@ class TailConfig:
             raise ValueError(f"timeout must be positive seconds, got {self.timeout_s}")
         if self.rcvhwm < 1:
             raise ValueError(f"rcvhwm must be at least 1, got {self.rcvhwm}")
+        if (self.curve_server_key is None) != (self.curve_client_key is None):
+            raise ValueError(
+                "CURVE needs both keys: the daemon's public .key (curve_server_key) and this "
+                "subscriber's .key_secret (curve_client_key)"
+            )
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,11 @@ def run_tail(
     stop = stop or threading.Event()
     tz = dt.UTC if config.utc else None
     gap_stream = err if config.json_lines else out
+    curve = None
+    if config.curve_server_key is not None and config.curve_client_key is not None:
+        from daemon.curve import load_key_pair, load_public_key
+
+        curve = (load_public_key(config.curve_server_key), load_key_pair(config.curve_client_key))
     own_context = context is None
     context = context or zmq.Context()
     socket = context.socket(zmq.SUB)
@@ -82,6 +96,10 @@ def run_tail(
     try:
         socket.setsockopt(zmq.RCVHWM, config.rcvhwm)
         socket.setsockopt(zmq.LINGER, 0)
+        if curve is not None:
+            from daemon.curve import make_client
+
+            make_client(socket, curve[1], curve[0])
         for topic in config.topics:
             socket.setsockopt(zmq.SUBSCRIBE, topic.encode("utf-8"))
         try:

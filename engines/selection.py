@@ -86,6 +86,29 @@ class EngineConfig:
 
 
 @dataclass(frozen=True)
+class TensorRTSettings:
+    """What a TensorRT engine is built with for an ``engine:`` config, defaults resolved.
+
+    The daemon and ``defectd build-engine --config`` both take it from here, so an engine built
+    ahead of a start has the cache key the daemon looks for.
+    """
+
+    max_batch: int
+    opt_batch: int
+    cache_dir: Path
+    workspace_mb: int
+
+    @classmethod
+    def of(cls, config: EngineConfig) -> TensorRTSettings:
+        return cls(
+            max_batch=config.max_batch,
+            opt_batch=config.opt_batch or min(8, config.max_batch),
+            cache_dir=Path(config.cache_dir) if config.cache_dir else default_cache_dir(),
+            workspace_mb=config.workspace_mb,
+        )
+
+
+@dataclass(frozen=True)
 class Platform:
     """What this machine can run."""
 
@@ -258,10 +281,11 @@ def _open(card: ModelCard, config: EngineConfig, choice: Choice) -> BaseEngine:
         )
     from engines.backends.tensorrt_backend import TensorRTEngine
 
+    build = TensorRTSettings.of(config)
     return TensorRTEngine.from_card(
         card,
-        max_batch=config.max_batch,
-        opt_batch=config.opt_batch or min(8, config.max_batch),
-        cache_dir=Path(config.cache_dir) if config.cache_dir else default_cache_dir(),
-        workspace_mb=config.workspace_mb,
+        max_batch=build.max_batch,
+        opt_batch=build.opt_batch,
+        cache_dir=build.cache_dir,
+        workspace_mb=build.workspace_mb,
     )

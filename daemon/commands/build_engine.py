@@ -110,6 +110,7 @@ def _from_config(args: argparse.Namespace) -> tuple[Path, TensorRTSettings] | in
     """The model and build settings `args.config` gives; 0 when no TensorRT engine is wanted
     here (said on stdout), 2 when the config cannot be used (problems on stderr)."""
     from daemon.config import ConfigError, load_config
+    from daemon.logs import stream_is_journal
     from engines.selection import TensorRTSettings, choose_backend, detect_platform
 
     given = [
@@ -130,8 +131,9 @@ def _from_config(args: argparse.Namespace) -> tuple[Path, TensorRTSettings] | in
     try:
         config = load_config(args.config)
     except ConfigError as exc:
+        prefix = "<3>" if stream_is_journal(sys.stderr) else ""  # errors in the journal
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(prefix + problem, file=sys.stderr)
         return 2
     # RuntimeError/ValueError (tensorrt asked for but missing, say) fail like the daemon would.
     choice = choose_backend(config.engine, detect_platform())

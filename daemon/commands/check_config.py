@@ -15,6 +15,7 @@ from daemon.config import (
     DaemonConfig,
     ModelCheck,
     check_model,
+    config_warnings,
     load_config,
 )
 
@@ -59,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
+    for warning in config_warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
     sys.stdout.write(render(config, model))
     return 0
 

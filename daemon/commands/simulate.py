@@ -123,6 +123,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=30.0,
         help="give up waiting for subscribers after this many seconds (default 30)",
     )
+    security = parser.add_argument_group("CURVE (docs/security.md)")
+    security.add_argument(
+        "--curve-server-key",
+        type=Path,
+        metavar="FILE",
+        help="connecting (push): the daemon's public FILE.key; binding (pub): this camera's "
+        "own FILE.key_secret, the simulator then being the CURVE server",
+    )
+    security.add_argument(
+        "--curve-client-key",
+        type=Path,
+        metavar="FILE",
+        help="connecting: this camera's FILE.key_secret (its .key must be in the daemon's "
+        "security.ingest_clients_dir)",
+    )
     output = parser.add_argument_group("output")
     output.add_argument(
         "--truth-out",
@@ -175,6 +190,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         wait_timeout_s=args.wait_timeout,
         truth_out=args.truth_out,
         status_interval_s=0.5,
+        curve_server_key=args.curve_server_key,
+        curve_client_key=args.curve_client_key,
     )
 
 

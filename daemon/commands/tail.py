@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from pathlib import Path
 
 from daemon.commands.simulate import stop_on_signals
 
@@ -45,6 +46,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="stop after S seconds (exit status 1 if --count messages did not come by then)",
     )
     parser.add_argument("--utc", action="store_true", help="times in UTC, not the local zone")
+    parser.add_argument(
+        "--curve-server-key",
+        type=Path,
+        metavar="FILE",
+        help="CURVE: the daemon's public FILE.key (with --curve-client-key; docs/security.md)",
+    )
+    parser.add_argument(
+        "--curve-client-key",
+        type=Path,
+        metavar="FILE",
+        help="CURVE: this subscriber's FILE.key_secret; its .key must be in the daemon's "
+        "security.subscriber_clients_dir",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -59,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         count=args.count,
         timeout_s=args.timeout,
         utc=args.utc,
+        curve_server_key=args.curve_server_key,
+        curve_client_key=args.curve_client_key,
     )
     stop = threading.Event()
     with stop_on_signals(stop):

@@ -14,11 +14,19 @@ import contextlib
 import logging
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import zmq
 
 from daemon.accounting import FrameEvent
 from daemon.config import parse_endpoint
+from daemon.curve import (
+    RejectionWatch,
+    load_allow_list,
+    load_key_pair,
+    make_server,
+    start_authenticator,
+)
 from daemon.events import StatusEvent, TopicSequencer, encode
 from daemon.metrics import Metrics, create_metrics
 from daemon.ratelimit import RateLimitedLog
@@ -86,12 +94,29 @@ def run_publisher(spec: StageSpec) -> None:
     pub = context.socket(zmq.PUB)
     pub.setsockopt(zmq.SNDHWM, config.publish.sndhwm)
     pub.setsockopt(zmq.LINGER, 1000)  # the last events still go out at stop
+    security = config.security
+    auth = watch = None
+    if security.curve:
+        assert security.server_secret_key and security.subscriber_clients_dir  # parse_config
+        make_server(pub, load_key_pair(Path(security.server_secret_key)))
+        # Before the bind: without a ZAP handler every subscriber would be let in.
+        auth = start_authenticator(context, Path(security.subscriber_clients_dir))
+        watch = RejectionWatch(metrics.handshake_rejected)
+        watch.watch(pub, "events")
+        watch.start()
     if parse_endpoint(config.publish.bind).transport == "ipc":
         bind_ipc(pub, config.publish.bind)
     else:
         pub.bind(config.publish.bind)
     publisher = Publisher(pub, reporter, metrics)
-    log.info("publishing events on %s", config.publish.bind)
+    if security.curve:
+        assert security.subscriber_clients_dir is not None
+        allowed = len(load_allow_list(Path(security.subscriber_clients_dir)))
+        log.info(
+            "publishing events on %s (CURVE, %d subscriber keys)", config.publish.bind, allowed
+        )
+    else:
+        log.info("publishing events on %s", config.publish.bind)
 
     def drain(wait_ms: int) -> int:
         if not inbox.poll(wait_ms):
@@ -110,5 +135,9 @@ def run_publisher(spec: StageSpec) -> None:
         reporter.flush(final=True)
         reporter.close()
         inbox.close(linger=0)
+        if watch is not None:
+            watch.close()
         pub.close()
+        if auth is not None:
+            auth.stop()
         context.term()

@@ -16,12 +16,22 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import zmq
 
 from daemon.accounting import FrameEvent
 from daemon.config import DaemonConfig, IngestSocket
+from daemon.curve import (
+    KeyPair,
+    RejectionWatch,
+    load_key_pair,
+    load_public_key,
+    make_client,
+    make_server,
+    start_authenticator,
+)
 from daemon.decode import decode_frame
 from daemon.metrics import Metrics, create_metrics
 from daemon.protocol import FrameHeader, Rejected, read_message
@@ -60,11 +70,27 @@ class FrameNote:
 
 
 def open_ingest_socket(
-    context: zmq.Context[zmq.Socket[bytes]], group: IngestSocket, config: DaemonConfig
+    context: zmq.Context[zmq.Socket[bytes]],
+    group: IngestSocket,
+    config: DaemonConfig,
+    keys: KeyPair | None = None,
+    watch: RejectionWatch | None = None,
 ) -> zmq.Socket[bytes]:
-    """A SUB (connect, one subscription per camera id) or PULL (bind) socket for `group`."""
+    """A SUB (connect, one subscription per camera id) or PULL (bind) socket for `group`.
+
+    With `keys` (security.curve) a PULL is a CURVE server (the caller runs the ZAP handler)
+    and a SUB a CURVE client of the camera's PUB; `watch` counts refused handshakes.
+    """
     ingest = config.ingest
     sock = context.socket(zmq.SUB if group.mode == "connect" else zmq.PULL)
+    if keys is not None:
+        if group.mode == "connect":
+            assert group.server_public_key is not None  # parse_config requires it
+            make_client(sock, keys, load_public_key(Path(group.server_public_key)))
+        else:
+            make_server(sock, keys)
+    if watch is not None:
+        watch.watch(sock, "ingest", server=group.mode == "bind")
     sock.setsockopt(zmq.RCVHWM, ingest.rcvhwm)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RECONNECT_IVL, ingest.reconnect_ivl_ms)
@@ -205,11 +231,24 @@ def run_receiver(spec: StageSpec) -> None:
     doorbell.connect(spec.paths.doorbell)
     metrics = create_metrics([camera.id for camera in config.cameras])
     receiver = Receiver(config, pool, reporter, metrics, doorbell, stop)
-    sockets = [(open_ingest_socket(context, group, config), group) for group in groups]
+    security = config.security
+    keys = auth = watch = None
+    if security.curve:
+        assert security.server_secret_key is not None  # parse_config requires it
+        keys = load_key_pair(Path(security.server_secret_key))
+        if any(group.mode == "bind" for group in groups):
+            assert security.ingest_clients_dir is not None
+            # Before the first bind: without a ZAP handler every client would be let in.
+            auth = start_authenticator(context, Path(security.ingest_clients_dir))
+        watch = RejectionWatch(metrics.handshake_rejected)
+    sockets = [(open_ingest_socket(context, group, config, keys, watch), group) for group in groups]
+    if watch is not None:
+        watch.start()
     poller = zmq.Poller()
     for sock, _ in sockets:
         poller.register(sock, zmq.POLLIN)
-    log.info("%s reading %s", spec.name, ", ".join(g.endpoint for g in groups))
+    curve = " (CURVE)" if security.curve else ""
+    log.info("%s reading %s%s", spec.name, ", ".join(g.endpoint for g in groups), curve)
     try:
         while not stop.requested:
             ready = dict(poller.poll(reporter.wait_ms(POLL_MS)))
@@ -226,8 +265,12 @@ def run_receiver(spec: StageSpec) -> None:
                     receiver.handle(parts, group)
             reporter.maybe_flush()
     finally:
+        if watch is not None:
+            watch.close()
         for sock, _ in sockets:
             sock.close(linger=0)
+        if auth is not None:
+            auth.stop()
         doorbell.close(linger=0)
         reporter.flush(final=True)
         reporter.close()

@@ -216,7 +216,7 @@ def _populated_registry() -> CollectorRegistry:
 
 def test_names_follow_prometheus_conventions() -> None:
     families = list(_populated_registry().collect())
-    assert len(families) == 18
+    assert len(families) == 19  # one more: defectd_auth_rejected_total (security.curve)
     for family in families:
         assert family.name.startswith(PREFIX), family.name
         if family.type == "counter":
