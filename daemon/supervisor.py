@@ -450,7 +450,8 @@ class Supervisor:
         self._signal_children(("receiver",))
         # Without an engine nothing drains: do not wait for it.
         drain = 0.0 if self._failed is not None else config.shutdown.drain_timeout_s
-        deadline = time.monotonic() + drain
+        began = time.monotonic()
+        deadline = began + drain
         drained = False
         last_change, last_totals = time.monotonic(), self._account.totals()
         while time.monotonic() < deadline:
@@ -468,6 +469,7 @@ class Supervisor:
             # (a message in its socket, or its unsent reports); waiting longer changes nothing.
             if now - last_change > SETTLE_S:
                 break
+        drained_for = time.monotonic() - began
         for kinds in (("receiver",), ("inference",), ("postprocess",), ("publisher",)):
             self._signal_children(kinds)
             self._wait_exit(kinds, reports, pool, metrics)
@@ -480,8 +482,11 @@ class Supervisor:
             self._account.on_dropped(camera, seq, "shutdown", now)
             metrics.frame_dropped(camera, "shutdown")
         if late or not drained:
+            # The drain ends at the deadline, or earlier once nothing moves (frames lost with
+            # a crashed stage): say which, so a short drain is not read as a timeout.
             log.warning(
-                "drain incomplete after %.1f s: %d frames dropped",
+                "drain incomplete after %.1f s (shutdown.drain_timeout_s %g): %d frames dropped",
+                drained_for,
                 config.shutdown.drain_timeout_s,
                 len(late),
             )

@@ -16,11 +16,13 @@ from engines.selection import CHOICES
 
 if TYPE_CHECKING:
     from daemon.benchmarks.pipeline import PipelineBenchResult
+    from daemon.benchmarks.soak import SoakResult
     from engines.benchmarks.engine import EngineBenchResult
 
 DEFAULT_SUITES = ("rle", "synth", "model", "postprocess")
-# engine: minutes per backend; pipeline: the daemon on a simulated line. Run only when named.
-SUITES = (*DEFAULT_SUITES, "engine", "pipeline")
+# engine: minutes per backend; pipeline: the daemon on a simulated line; soak: the daemon for
+# --minutes, watched for leaks. Run only when named.
+SUITES = (*DEFAULT_SUITES, "engine", "pipeline", "soak")
 
 
 def batch_sizes(text: str) -> list[int]:
@@ -93,7 +95,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--device", choices=("cpu", "cuda"), help="default: cuda when the backend can use it"
     )
     engine.add_argument("--json-out", type=Path, help="write the whole engine result as JSON")
-    engine.add_argument("--plot", type=Path, help="write frames/s and p99 latency as a PNG")
+    engine.add_argument(
+        "--plot",
+        type=Path,
+        help="write a PNG: engine, frames/s and p99 latency; soak, RSS/fds/threads over time "
+        "(with both suites the soak's gets a -soak suffix)",
+    )
     engine.add_argument("--no-progress", action="store_true", help="no progress bar")
     pipeline = parser.add_argument_group(
         "pipeline suite (the daemon with the simulator; --backend, --threads, --model apply)"
@@ -135,6 +142,35 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=Path("out/bench-pipeline"),
         help="configs and daemon logs (default out/bench-pipeline)",
     )
+    soak = parser.add_argument_group(
+        "soak suite (the daemon for minutes, sampled for leaks; --backend, --threads, --model, "
+        "--plot apply; --backend auto means null here)"
+    )
+    soak.add_argument(
+        "--minutes", type=float, default=10.0, help="measured minutes after warm-up (default 10)"
+    )
+    soak.add_argument(
+        "--fps",
+        type=float,
+        help="frames/s offered, all cameras together (default: 80%% of the capacity measured "
+        "first)",
+    )
+    soak.add_argument(
+        "--soak-warmup-s",
+        type=float,
+        metavar="S",
+        help="warm-up before the window (default: 20%% of the run, 10 to 60 s)",
+    )
+    soak.add_argument(
+        "--soak-interval-s", type=float, default=5.0, metavar="S", help="sampling interval (5)"
+    )
+    soak.add_argument("--soak-batch", type=int, default=8, metavar="N", help="engine batch (8)")
+    soak.add_argument(
+        "--soak-out",
+        type=Path,
+        default=Path("out/bench-soak"),
+        help="config and daemon log (default out/bench-soak)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -152,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
     results: list[BenchResult] = []
     engine_result = None
     pipeline_result = None
+    soak_result = None
     for suite in args.suites:
         if suite == "rle":
             from engines.benchmarks import rle
@@ -177,6 +214,8 @@ def run(args: argparse.Namespace) -> int:
             engine_result = _run_engine(args)
         elif suite == "pipeline":
             pipeline_result = _run_pipeline(args)
+        elif suite == "soak":
+            soak_result = _run_soak(args)
     words = ["defectd", "bench", *args.suites]
     if {"rle", "synth"} & set(args.suites):
         words += ["--repeats", str(args.repeats)]
@@ -190,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
         words += _engine_words(args)
     if "pipeline" in args.suites:
         words += _pipeline_words(args)
+    if "soak" in args.suites:
+        words += _soak_words(args)
     command = " ".join(shlex.quote(word) for word in words)
     header = (
         f"Machine: {machine_summary()}  \n"
@@ -211,6 +252,12 @@ def run(args: argparse.Namespace) -> int:
         if results or engine_result is not None:
             print()
         print(pipeline_markdown(pipeline_result))
+    if soak_result is not None:
+        from daemon.benchmarks.soak import format_markdown as soak_markdown
+
+        if results or engine_result is not None or pipeline_result is not None:
+            print()
+        print(soak_markdown(soak_result))
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -220,11 +267,52 @@ def run(args: argparse.Namespace) -> int:
                     "results": [asdict(r) for r in results],
                     **({"engine": engine_result.to_dict()} if engine_result else {}),
                     **({"pipeline": pipeline_result.to_dict()} if pipeline_result else {}),
+                    **({"soak": soak_result.to_dict()} if soak_result else {}),
                 },
                 indent=2,
             )
         )
-    return 0
+    # A soak that leaks fails the command, so a scheduled soak can gate a release.
+    return 1 if soak_result is not None and not soak_result.passed else 0
+
+
+def _run_soak(args: argparse.Namespace) -> SoakResult:
+    from daemon.benchmarks.soak import plot_soak, run_soak_bench
+
+    result = run_soak_bench(
+        minutes=args.minutes,
+        workdir=args.soak_out,
+        fps=args.fps,
+        backend="null" if args.backend == "auto" else args.backend,
+        batch=args.soak_batch,
+        threads=args.threads,
+        warmup_s=args.soak_warmup_s,
+        interval_s=args.soak_interval_s,
+        model_dir=args.model,
+        progress=not args.no_progress,
+    )
+    if args.plot:
+        path = args.plot
+        if "engine" in args.suites:
+            path = path.with_name(f"{path.stem}-soak{path.suffix}")
+        plot_soak(result, path)
+    return result
+
+
+def _soak_words(args: argparse.Namespace) -> list[str]:
+    """The soak suite's options, for the recorded command line."""
+    words = ["--minutes", f"{args.minutes:g}"]
+    if not {"engine", "pipeline"} & set(args.suites):
+        words += ["--backend", "null" if args.backend == "auto" else args.backend]
+    if args.fps is not None:
+        words += ["--fps", f"{args.fps:g}"]
+    if args.soak_warmup_s is not None:
+        words += ["--soak-warmup-s", f"{args.soak_warmup_s:g}"]
+    words += ["--soak-interval-s", f"{args.soak_interval_s:g}"]
+    words += ["--soak-batch", str(args.soak_batch)]
+    if args.plot:
+        words += ["--plot", str(args.plot)]
+    return words
 
 
 def _run_engine(args: argparse.Namespace) -> EngineBenchResult:

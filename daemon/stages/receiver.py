@@ -258,6 +258,8 @@ def run_receiver(spec: StageSpec) -> None:
                 if sock not in ready:
                     continue
                 for _ in range(_DRAIN):
+                    if stop.requested:  # intake stops: what ZeroMQ still queues stays there
+                        break
                     try:
                         parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                     except zmq.Again:

@@ -1,0 +1,108 @@
+"""A camera publisher killed and started again as a new process, its numbering from 0."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+import zmq
+
+from daemon.loopback import free_port
+from tests.daemon.pipeline_helpers import (
+    HEIGHT,
+    REPO,
+    WIDTH,
+    Ports,
+    Subscriber,
+    running,
+    write_config,
+)
+from tests.daemon.test_pipeline import metric
+
+pytestmark = pytest.mark.slow
+RESUME_S = 2.0  # from the new camera's bind to its first frame published by the daemon
+FIRST_SEQ = 10_000  # the first camera has been running a while; the new one counts from 0
+
+
+def start_camera(endpoint: str, start_seq: int) -> tuple[subprocess.Popen[str], int]:
+    """The camera process and when (time_ns) its PUB socket was bound."""
+    camera = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.reliability.pub_camera",
+            endpoint,
+            "cam0",
+            "25",
+            str(start_seq),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert camera.stdout is not None
+    line = camera.stdout.readline()
+    assert line.startswith("bound "), f"camera did not start: {line!r}"
+    return camera, int(line.split()[1])
+
+
+def test_a_restarted_camera_is_reconnected_counted_and_resumes_within_2_s(
+    tmp_path: Path, context: zmq.Context[zmq.Socket[bytes]]
+) -> None:
+    ports = Ports()
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    config = write_config(tmp_path / "defectd.yaml", ports, batching={"policy": "drop_oldest"})
+    document = yaml.safe_load(config.read_text())  # a live line: the daemon connects to a PUB
+    document["cameras"] = [
+        {"id": "cam0", "endpoint": endpoint, "mode": "connect", "width": WIDTH, "height": HEIGHT}
+    ]
+    config.write_text(yaml.safe_dump(document))
+    cameras: list[subprocess.Popen[str]] = []
+    try:
+        with running(config, ports, tmp_path / "daemon.log") as daemon:
+            daemon.wait_ready()
+            stages = daemon.children()
+            subscriber = Subscriber(context, ports.publish_endpoint)
+            subscriber.wait_subscribed()
+
+            def seen(new: bool) -> list[dict[str, Any]]:
+                return [f for f in subscriber.of("frame") if (int(f["seq"]) < FIRST_SEQ) == new]
+
+            first, _ = start_camera(endpoint, FIRST_SEQ)
+            cameras.append(first)
+            subscriber.until(lambda: len(seen(new=False)) >= 20, 20, "frames of the first camera")
+            first.kill()  # SIGKILL: no goodbye on the socket beyond what the kernel does
+            first.wait(5)
+            time.sleep(0.5)
+            second, bound_ns = start_camera(endpoint, 0)
+            cameras.append(second)
+            subscriber.until(lambda: len(seen(new=True)) >= 10, 10, "frames of the new camera")
+            resumed_s = (min(int(f["publish_ns"]) for f in seen(new=True)) - bound_ns) / 1e9
+            print(f"camera restart: first frame published {resumed_s:.3f} s after the new bind")
+            assert resumed_s <= RESUME_S, f"first frame published {resumed_s:.2f} s after bind"
+            subscriber.until(
+                lambda: (
+                    metric(daemon.http("/metrics")[1], "defectd_camera_resets_total", camera="cam0")
+                    == 1
+                ),
+                5,
+                "the reset counted",
+            )
+            exposition = daemon.http("/metrics")[1]
+            for kind in ("receiver", "inference", "postprocess", "publisher"):
+                assert metric(exposition, "defectd_worker_restarts_total", kind=kind) == 0
+            assert daemon.children() == stages  # nothing else restarted
+            assert daemon.http("/readyz")[0] == 200
+            assert daemon.stop() == 0
+    finally:
+        for camera in cameras:
+            camera.kill()
+            camera.wait(5)
+    log = daemon.log.read_text()
+    assert "camera cam0 restarted its numbering" in log
+    assert "Traceback" not in log
