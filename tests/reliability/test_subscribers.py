@@ -25,7 +25,11 @@ pytestmark = pytest.mark.slow
 # Sending time of each measured phase: the two with the slow subscriber together publish more
 # than the kernel's socket buffers (4 MB) hold, so what it cannot take is dropped.
 SECONDS = 8.0
-RATIO = 0.8  # frames/s with the extra subscribers over frames/s without, at least
+# frames/s with the extra subscribers over frames/s without, at least. A stalled pipeline
+# would be near 0; the measured ratio (0.83-1.10 over six runs on 2 shared cores, recorded in
+# docs/reliability.md) is a benchmark figure, not a test bound: phase-to-phase noise on a
+# shared machine reaches 30%, so the test only rules out a stall or a large slowdown.
+RATIO = 0.5
 
 
 class SlowSubscriber:
