@@ -67,7 +67,7 @@ _SLOT = np.dtype(
         ("owner", "<i4"),
         ("gen", "<i8"),
         ("ticket", "<i8"),  # commit order: the smallest READY ticket is the oldest frame
-        ("seq", "<i8"),
+        ("seq", "<u8"),  # a camera seq is a uint64 (protocol): 2**64 - 1 is valid
         ("received", "<f8"),
         ("camera", f"S{CAMERA_BYTES}"),
         ("note", f"S{NOTE_BYTES}"),

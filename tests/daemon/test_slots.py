@@ -191,6 +191,15 @@ def test_life_cycle_and_stale_refs(prefix: str) -> None:
             pool.advance(again, SlotState.READY)
 
 
+def test_the_largest_camera_seq_fits(prefix: str) -> None:
+    """The protocol's seq is a uint64: 2**64 - 1 must go through a slot unchanged."""
+    with SlotPool.create(prefix, count=1, height=H, width=W) as pool:
+        ref = fill(pool, meta(2**64 - 1))
+        (claimed,) = pool.claim([ref])
+        assert claimed.meta.seq == 2**64 - 1
+        assert pool.release(claimed)
+
+
 def test_drop_oldest_takes_the_oldest_ready_frame(prefix: str) -> None:
     with SlotPool.create(prefix, count=3, height=H, width=W, policy="drop_oldest") as pool:
         refs = [fill(pool, meta(seq, camera)) for seq, camera in [(0, "b"), (0, "a"), (1, "a")]]
