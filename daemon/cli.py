@@ -9,27 +9,27 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from daemon.logs import configure_logging, stream_is_journal
+from defectd.daemon.logs import configure_logging, stream_is_journal
 
 # Subcommand modules, imported only when the parser is built. Each defines
 # `register(subparsers)`, which adds its parser and sets `handler(args) -> int`.
 COMMANDS: tuple[str, ...] = (
-    "daemon.commands.synth",
-    "daemon.commands.score",
-    "daemon.commands.bench",
-    "daemon.commands.train",
-    "daemon.commands.export",
-    "daemon.commands.tune",
-    "daemon.commands.evaluate",
-    "daemon.commands.predict",
-    "daemon.commands.inspect",
-    "daemon.commands.build_engine",
-    "daemon.commands.check_config",
-    "daemon.commands.keygen",
-    "daemon.commands.run",
-    "daemon.commands.simulate",
-    "daemon.commands.tail",
-    "daemon.commands.demo",
+    "defectd.daemon.commands.synth",
+    "defectd.daemon.commands.score",
+    "defectd.daemon.commands.bench",
+    "defectd.daemon.commands.train",
+    "defectd.daemon.commands.export",
+    "defectd.daemon.commands.tune",
+    "defectd.daemon.commands.evaluate",
+    "defectd.daemon.commands.predict",
+    "defectd.daemon.commands.inspect",
+    "defectd.daemon.commands.build_engine",
+    "defectd.daemon.commands.check_config",
+    "defectd.daemon.commands.keygen",
+    "defectd.daemon.commands.run",
+    "defectd.daemon.commands.simulate",
+    "defectd.daemon.commands.tail",
+    "defectd.daemon.commands.demo",
 )
 
 

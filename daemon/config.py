@@ -27,13 +27,13 @@ from typing import Any, TypeVar
 import yaml
 from yaml.constructor import ConstructorError as YamlConstructorError
 
-from daemon.events import MAX_REGIONS
-from daemon.protocol import ENCODINGS, MAX_DIMENSION, RAW_CHANNELS
-from daemon.slots import CAMERA_BYTES, POLICIES
-from daemon.topics import check_segment
-from engines.model_card import ModelCard, default_model_dir, read_card
-from engines.postprocess import PostprocessConfig
-from engines.selection import EngineConfig, FrameFormat, check_model_fits
+from defectd.daemon.events import MAX_REGIONS
+from defectd.daemon.protocol import ENCODINGS, MAX_DIMENSION, RAW_CHANNELS
+from defectd.daemon.slots import CAMERA_BYTES, POLICIES
+from defectd.daemon.topics import check_segment
+from defectd.engines.model_card import ModelCard, default_model_dir, read_card
+from defectd.engines.postprocess import PostprocessConfig
+from defectd.engines.selection import EngineConfig, FrameFormat, check_model_fits
 
 DEFAULT_CONFIG_PATH = Path("/etc/defectd/defectd.yaml")
 MODES = ("connect", "bind")  # connect: SUB to a camera's PUB; bind: PULL that cameras push to
@@ -695,7 +695,7 @@ def _check_security(parts: Mapping[str, Any], problems: _Problems) -> None:
     security: SecuritySettings | None = parts.get("security")
     if security is None or not security.curve:
         return
-    from daemon import curve  # imports zmq, which `defectd --help` does without
+    from defectd.daemon import curve  # imports zmq, which `defectd --help` does without
 
     cameras: Sequence[tuple[int, CameraSettings]] = parts.get("cameras", [])
 
@@ -748,7 +748,7 @@ def config_warnings(config: DaemonConfig) -> list[str]:
     security = config.security
     if not security.curve:
         return []
-    from daemon import curve
+    from defectd.daemon import curve
 
     warnings = []
     if security.server_secret_key is not None:

@@ -30,7 +30,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
-from daemon.ratelimit import RateLimitedLog
+from defectd.daemon.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def start_authenticator(
     load_allow_list(clients_dir)  # a clear error here rather than pyzmq's logged one
     # pyzmq's authenticator logs each client key it sees at debug; keep that out of the
     # daemon's debug output, the watch logs refusals.
-    quiet = logging.getLogger("daemon.curve.zap")
+    quiet = logging.getLogger("defectd.daemon.curve.zap")
     quiet.setLevel(logging.WARNING)
     auth = ThreadAuthenticator(context, log=quiet)
     auth.start()

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from daemon.protocol import FrameHeader, Rejected
+from defectd.daemon.protocol import FrameHeader, Rejected
 
 DEFAULT_MAX_PIXELS = 2**26  # 64 Mpx: 160 full 1600×256 frames; a bound, not a frame size
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from daemon.topics import (
+from defectd.daemon.topics import (
     DEFECT,
     FRAME,
     STATUS,
@@ -34,8 +34,8 @@ from daemon.topics import (
     sanitise_segment,
     status_topic,
 )
-from engines.engine import EngineInfo
-from engines.postprocess import Component, FrameDefects
+from defectd.engines.engine import EngineInfo
+from defectd.engines.postprocess import Component, FrameDefects
 
 SCHEMA_VERSION = 1
 DEFECT_SCHEMA = f"defectd.{DEFECT}/{SCHEMA_VERSION}"

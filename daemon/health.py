@@ -27,8 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import urlsplit
 
-from daemon.metrics import CONTENT_TYPE
-from daemon.ratelimit import RateLimitedLog
+from defectd.daemon.metrics import CONTENT_TYPE
+from defectd.daemon.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
 

@@ -34,12 +34,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client import multiprocess as _multiprocess
 from prometheus_client import values as _values
 
-from daemon.accounting import DROP_REASONS
-from daemon.protocol import REJECT_REASONS
+from defectd.daemon.accounting import DROP_REASONS
+from defectd.daemon.protocol import REJECT_REASONS
 
 if TYPE_CHECKING:
-    from daemon.sequence import SeqOutcome
-    from engines.engine import EngineInfo
+    from defectd.daemon.sequence import SeqOutcome
+    from defectd.engines.engine import EngineInfo
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from daemon.protocol import MAX_SEQ
+from defectd.daemon.protocol import MAX_SEQ
 
 OUTCOMES = ("first", "in_order", "gap", "out_of_order", "reset")
 

@@ -37,17 +37,17 @@ from types import FrameType
 
 import zmq
 
-from daemon.accounting import AccountingError, FrameAccount
-from daemon.config import (
+from defectd.daemon.accounting import AccountingError, FrameAccount
+from defectd.daemon.config import (
     ConfigError,
     DaemonConfig,
     check_model,
     config_warnings,
     parse_http_bind,
 )
-from daemon.events import FrameCounts, RateMeter, StatusEvent
-from daemon.health import HealthServer, Heartbeat
-from daemon.metrics import (
+from defectd.daemon.events import FrameCounts, RateMeter, StatusEvent
+from defectd.daemon.health import HealthServer, Heartbeat
+from defectd.daemon.metrics import (
     Metrics,
     create_metrics,
     enable_multiprocess,
@@ -55,14 +55,14 @@ from daemon.metrics import (
     prepare_multiprocess_dir,
     render,
 )
-from daemon.sdnotify import Notifier, WatchdogGate
-from daemon.slots import FrameMeta, SlotPool, SlotState
-from daemon.stages.common import STAGE_KINDS, Report, RunPaths, StageSpec, bind_ipc
-from daemon.stages.inference import run_inference, worker_for
-from daemon.stages.postprocess import run_postprocess
-from daemon.stages.publisher import run_publisher
-from daemon.stages.receiver import run_receiver
-from engines.engine import EngineInfo
+from defectd.daemon.sdnotify import Notifier, WatchdogGate
+from defectd.daemon.slots import FrameMeta, SlotPool, SlotState
+from defectd.daemon.stages.common import STAGE_KINDS, Report, RunPaths, StageSpec, bind_ipc
+from defectd.daemon.stages.inference import run_inference, worker_for
+from defectd.daemon.stages.postprocess import run_postprocess
+from defectd.daemon.stages.publisher import run_publisher
+from defectd.daemon.stages.receiver import run_receiver
+from defectd.engines.engine import EngineInfo
 
 log = logging.getLogger(__name__)
 

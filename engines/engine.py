@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from engines.model_card import InputSpec
+from defectd.engines.model_card import InputSpec
 
 BACKENDS = ("tensorrt", "torch", "onnxruntime", "null")
 PRECISIONS = ("fp32", "fp16")

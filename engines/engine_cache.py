@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engines.files import atomic_write, write_json
-from engines.model_card import InputSpec
+from defectd.engines.files import atomic_write, write_json
+from defectd.engines.model_card import InputSpec
 
 log = logging.getLogger(__name__)
 

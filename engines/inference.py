@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from engines.engine import Engine, EngineOutput
-from engines.labels import LabelTable
-from engines.postprocess import FrameDefects, PostprocessConfig, postprocess
-from engines.severstal import read_grey
+from defectd.engines.engine import Engine, EngineOutput
+from defectd.engines.labels import LabelTable
+from defectd.engines.postprocess import FrameDefects, PostprocessConfig, postprocess
+from defectd.engines.severstal import read_grey
 
 
 @dataclass(frozen=True)

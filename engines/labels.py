@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from engines.rle import SEVERSTAL_SHAPE, RLEError, decode_runs
+from defectd.engines.rle import SEVERSTAL_SHAPE, RLEError, decode_runs
 
 Layout = Literal["new", "old"]
 NEW_HEADER = ("ImageId", "ClassId", "EncodedPixels")

@@ -1,7 +1,7 @@
 """The model card: what a model directory holds and how to run it, in `model_card.json`.
 
-A model directory (the bundled one is ``models/default``) holds ``model.onnx`` (FP32),
-``model.fp16.onnx`` (FP16 weights and compute inside the graph, for TensorRT),
+A model directory (bundled ones ship as package data, ``defectd.models``) holds ``model.onnx``
+(FP32), ``model.fp16.onnx`` (FP16 weights and compute inside the graph, for TensorRT),
 ``model.torchscript.pt`` (the same graph for the PyTorch backend) and this card.
 The card names the classes, the input the engine takes, the normalisation inside the graph,
 the tuned post-processing thresholds, the training data and validation metrics, the sha256 of
@@ -14,11 +14,12 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from engines.files import write_json
-from engines.postprocess import PostprocessConfig
+from defectd.engines.files import write_json
+from defectd.engines.postprocess import PostprocessConfig
 
 CARD_NAME = "model_card.json"
 CARD_FORMAT = 1
@@ -182,7 +183,7 @@ def read_card(directory: Path | str) -> ModelCard:
         raise ModelCardError(
             f"{directory} is not a model directory (no {CARD_NAME}); make one with "
             "`defectd export --checkpoint runs/NAME --out DIR`, or omit --model for the "
-            "bundled default"
+            f"bundled default ({', '.join(bundled_models()) or 'none shipped'})"
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -200,9 +201,30 @@ def write_card(card: ModelCard, directory: Path | str) -> Path:
     return path
 
 
+BUNDLED_PACKAGE = "defectd.models"
+
+
+def bundled_models() -> tuple[str, ...]:
+    """The names of the models shipped inside the package (``defectd.models``)."""
+    root = resources.files(BUNDLED_PACKAGE)
+    return tuple(sorted(entry.name for entry in root.iterdir() if (entry / CARD_NAME).is_file()))
+
+
+def bundled_model_dir(name: str = "default") -> Path:
+    """The folder of a bundled model, found as package data (checkout, editable or wheel)."""
+    entry = resources.files(BUNDLED_PACKAGE) / name
+    if not (entry / CARD_NAME).is_file():
+        shipped = ", ".join(bundled_models()) or "none"
+        raise ModelCardError(
+            f"no bundled model {name!r} in {BUNDLED_PACKAGE} (shipped: {shipped}); "
+            "reinstall defectd (`pip install --force-reinstall defectd`) or pass --model DIR"
+        )
+    return Path(str(entry))
+
+
 def default_model_dir() -> Path:
-    """The bundled model: $DEFECTD_MODEL when set, else ``models/default`` in the checkout."""
+    """The model used when none is named: $DEFECTD_MODEL when set, else the bundled default."""
     override = os.environ.get("DEFECTD_MODEL")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent.parent / "models" / "default"
+    return bundled_model_dir("default")

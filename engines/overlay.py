@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from engines.postprocess import FrameDefects
-from engines.synth.preview import CLASS_COLOURS, CLASS_NAMES
+from defectd.engines.postprocess import FrameDefects
+from defectd.engines.synth.preview import CLASS_COLOURS, CLASS_NAMES
 
 BGRImage = npt.NDArray[np.uint8]
 _FONT = cv2.FONT_HERSHEY_SIMPLEX

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from engines.engine import Engine
-from engines.postprocess import PostprocessConfig, postprocess
+from defectd.engines.engine import Engine
+from defectd.engines.postprocess import PostprocessConfig, postprocess
 
 TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2}
 

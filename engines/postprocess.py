@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from engines.rle import encode
+from defectd.engines.rle import encode
 
 FloatArray = npt.NDArray[np.floating[Any]]
 UInt8Array = npt.NDArray[np.uint8]

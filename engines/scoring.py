@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from engines.labels import LabelTable
-from engines.rle import SEVERSTAL_SHAPE, decode_runs
+from defectd.engines.labels import LabelTable
+from defectd.engines.rle import SEVERSTAL_SHAPE, decode_runs
 
 MAX_NAMED = 10
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from engines.backends.null_backend import NullEngine
-from engines.backends.onnxruntime_backend import OnnxRuntimeEngine, cuda_provider_available
-from engines.engine import BACKENDS, PRECISIONS, BaseEngine
-from engines.model_card import ModelCard, read_card
+from defectd.engines.backends.null_backend import NullEngine
+from defectd.engines.backends.onnxruntime_backend import OnnxRuntimeEngine, cuda_provider_available
+from defectd.engines.engine import BACKENDS, PRECISIONS, BaseEngine
+from defectd.engines.model_card import ModelCard, read_card
 
 log = logging.getLogger(__name__)
 CHOICES = ("auto", *BACKENDS)
@@ -133,7 +133,7 @@ def detect_platform() -> Platform:
     has_torch = importlib.util.find_spec("torch") is not None
     torch_cuda = False
     if has_torch:
-        from engines.backends.torch_backend import cuda_available
+        from defectd.engines.backends.torch_backend import cuda_available
 
         torch_cuda = cuda_available()
     return Platform(
@@ -269,7 +269,7 @@ def _open(card: ModelCard, config: EngineConfig, choice: Choice) -> BaseEngine:
             card, choice.precision, config.threads, choice.device, config.max_batch
         )
     if choice.backend == "torch":
-        from engines.backends.torch_backend import TorchEngine
+        from defectd.engines.backends.torch_backend import TorchEngine
 
         return TorchEngine.from_card(
             card,
@@ -279,7 +279,7 @@ def _open(card: ModelCard, config: EngineConfig, choice: Choice) -> BaseEngine:
             config.cuda_graphs,
             config.threads,
         )
-    from engines.backends.tensorrt_backend import TensorRTEngine
+    from defectd.engines.backends.tensorrt_backend import TensorRTEngine
 
     build = TensorRTSettings.of(config)
     return TensorRTEngine.from_card(

@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from engines.labels import LabelTable, read_labels
-from engines.masks import present_classes
-from engines.rle import SEVERSTAL_SHAPE, decode
+from defectd.engines.labels import LabelTable, read_labels
+from defectd.engines.masks import present_classes
+from defectd.engines.rle import SEVERSTAL_SHAPE, decode
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engines.engine_cache import ProfileShapes
-from engines.files import atomic_write
+from defectd.engines.engine_cache import ProfileShapes
+from defectd.engines.files import atomic_write
 
 log = logging.getLogger(__name__)
 

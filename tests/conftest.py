@@ -48,7 +48,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """24 synthetic frames (seed 3) in the Severstal layout."""
-    from engines.synth import write_dataset
+    from defectd.engines.synth import write_dataset
 
     root = tmp_path_factory.mktemp("tiny-data")
     write_dataset(root, count=24, seed=3, overwrite=True)
@@ -59,9 +59,9 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny model trained 3 short epochs on `tiny_data` (run directory)."""
     pytest.importorskip("torch", reason="training needs defectd[train] (torch)")
-    from training.augment import AugmentConfig
-    from training.model.model import ModelConfig
-    from training.trainer import TrainConfig, Trainer
+    from defectd.training.augment import AugmentConfig
+    from defectd.training.model.model import ModelConfig
+    from defectd.training.trainer import TrainConfig, Trainer
 
     out = tmp_path_factory.mktemp("tiny-run") / "run"
     config = TrainConfig(
@@ -84,7 +84,7 @@ def tiny_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`tiny_run` exported to a model directory (FP32 + FP16 ONNX and card)."""
-    from training.export import export_model
+    from defectd.training.export import export_model
 
     out = tmp_path_factory.mktemp("tiny-model")
     export_model(tiny_run, out, "tiny", "0.0.1", "defectd export (test fixture)")

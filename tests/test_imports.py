@@ -9,29 +9,29 @@ import pytest
 
 RUNTIME_MODULES = [
     "daemon",
-    "daemon.cli",
+    "defectd.daemon.cli",
     "engines",
-    "engines.rle",
-    "engines.labels",
-    "engines.scoring",
-    "engines.severstal",
-    "engines.synth",
-    "engines.engine",
-    "engines.selection",
-    "engines.postprocess",
-    "engines.backends.onnxruntime_backend",
-    "engines.backends.torch_backend",
-    "engines.backends.tensorrt_backend",
-    "daemon.protocol",
-    "daemon.decode",
-    "daemon.events",
-    "daemon.slots",
-    "daemon.batcher",
-    "daemon.accounting",
-    "daemon.config",
-    "daemon.metrics",
-    "daemon.health",
-    "daemon.sdnotify",
+    "defectd.engines.rle",
+    "defectd.engines.labels",
+    "defectd.engines.scoring",
+    "defectd.engines.severstal",
+    "defectd.engines.synth",
+    "defectd.engines.engine",
+    "defectd.engines.selection",
+    "defectd.engines.postprocess",
+    "defectd.engines.backends.onnxruntime_backend",
+    "defectd.engines.backends.torch_backend",
+    "defectd.engines.backends.tensorrt_backend",
+    "defectd.daemon.protocol",
+    "defectd.daemon.decode",
+    "defectd.daemon.events",
+    "defectd.daemon.slots",
+    "defectd.daemon.batcher",
+    "defectd.daemon.accounting",
+    "defectd.daemon.config",
+    "defectd.daemon.metrics",
+    "defectd.daemon.health",
+    "defectd.daemon.sdnotify",
 ]
 
 
@@ -39,9 +39,9 @@ RUNTIME_MODULES = [
 def test_runtime_module_does_not_import_torch(module: str) -> None:
     code = (
         f"import sys, {module}\n"
-        "from daemon.cli import build_parser\n"
+        "from defectd.daemon.cli import build_parser\n"
         "build_parser()\n"  # every subcommand module is imported while building the parser
-        "heavy = sorted(m for m in ('torch', 'training', 'tensorrt') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('torch', 'defectd.training', 'tensorrt') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from engines.masks import present_classes
+from defectd.engines.masks import present_classes
 
 Image = npt.NDArray[np.uint8]
 Masks = npt.NDArray[np.uint8]

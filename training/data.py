@@ -15,9 +15,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from engines.rle import decode_runs
-from engines.severstal import SeverstalDataset
-from training.augment import AugmentConfig, augment
+from defectd.engines.rle import decode_runs
+from defectd.engines.severstal import SeverstalDataset
+from defectd.training.augment import AugmentConfig, augment
 
 
 class FrameDataset(Dataset[tuple[Tensor, Tensor]]):

@@ -21,12 +21,12 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from engines.backends.onnxruntime_backend import OnnxRuntimeEngine
-from engines.model_card import InputSpec, ModelCard, ModelFile, sha256_of, write_card
-from engines.postprocess import PostprocessConfig
-from engines.synth import CLASS_NAMES, SyntheticLine
-from training.model.graph import INPUT_NAME, OUTPUT_NAMES, InferenceGraph
-from training.trainer import TrainConfig, load_checkpoint, train_command
+from defectd.engines.backends.onnxruntime_backend import OnnxRuntimeEngine
+from defectd.engines.model_card import InputSpec, ModelCard, ModelFile, sha256_of, write_card
+from defectd.engines.postprocess import PostprocessConfig
+from defectd.engines.synth import CLASS_NAMES, SyntheticLine
+from defectd.training.model.graph import INPUT_NAME, OUTPUT_NAMES, InferenceGraph
+from defectd.training.trainer import TrainConfig, load_checkpoint, train_command
 
 log = logging.getLogger(__name__)
 OPSET = 17

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from training.model.model import ModelOutput
+from defectd.training.model.model import ModelOutput
 
 
 @dataclass(frozen=True)

@@ -28,16 +28,16 @@ import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
-from engines.files import atomic_write, write_json
-from engines.postprocess import PostprocessConfig, postprocess
-from engines.scoring import mask_dice
-from engines.severstal import SeverstalDataset
-from training.augment import AugmentConfig
-from training.data import FrameDataset, grey_statistics, positive_weights, sampling_weights
-from training.losses import SegmentationLoss
-from training.model.graph import TrainingGraph
-from training.model.model import DeepLabV3Plus, ModelConfig, build_model
-from training.split import stratified_split
+from defectd.engines.files import atomic_write, write_json
+from defectd.engines.postprocess import PostprocessConfig, postprocess
+from defectd.engines.scoring import mask_dice
+from defectd.engines.severstal import SeverstalDataset
+from defectd.training.augment import AugmentConfig
+from defectd.training.data import FrameDataset, grey_statistics, positive_weights, sampling_weights
+from defectd.training.losses import SegmentationLoss
+from defectd.training.model.graph import TrainingGraph
+from defectd.training.model.model import DeepLabV3Plus, ModelConfig, build_model
+from defectd.training.split import stratified_split
 
 log = logging.getLogger(__name__)
 CHECKPOINT_VERSION = 1

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from engines.postprocess import ClassThresholds, PostprocessConfig
+from defectd.engines.postprocess import ClassThresholds, PostprocessConfig
 
 log = logging.getLogger(__name__)
 

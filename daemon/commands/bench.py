@@ -10,14 +10,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engines.benchmarks import BenchResult, format_table, machine_summary
-from engines.engine import PRECISIONS
-from engines.selection import CHOICES
+from defectd.engines.benchmarks import BenchResult, format_table, machine_summary
+from defectd.engines.engine import PRECISIONS
+from defectd.engines.selection import CHOICES
 
 if TYPE_CHECKING:
-    from daemon.benchmarks.pipeline import PipelineBenchResult
-    from daemon.benchmarks.soak import SoakResult
-    from engines.benchmarks.engine import EngineBenchResult
+    from defectd.daemon.tools.benchmarks.pipeline import PipelineBenchResult
+    from defectd.daemon.tools.benchmarks.soak import SoakResult
+    from defectd.engines.benchmarks.engine import EngineBenchResult
 
 DEFAULT_SUITES = ("rle", "synth", "model", "postprocess")
 # engine: minutes per backend; pipeline: the daemon on a simulated line; soak: the daemon for
@@ -191,22 +191,22 @@ def run(args: argparse.Namespace) -> int:
     soak_result = None
     for suite in args.suites:
         if suite == "rle":
-            from engines.benchmarks import rle
+            from defectd.engines.benchmarks import rle
 
             results += rle.run(args.repeats, args.labels)
         elif suite == "synth":
-            from engines.benchmarks import synth
+            from defectd.engines.benchmarks import synth
 
             results += synth.run(args.repeats)
         elif suite == "model":
-            from engines.benchmarks import model
-            from engines.model_card import default_model_dir
+            from defectd.engines.benchmarks import model
+            from defectd.engines.model_card import default_model_dir
 
             model_dir = args.model or default_model_dir()
             results += model.run(model_dir, args.model_repeats, args.threads)
         elif suite == "postprocess":
-            from engines.benchmarks import postprocess
-            from engines.model_card import default_model_dir
+            from defectd.engines.benchmarks import postprocess
+            from defectd.engines.model_card import default_model_dir
 
             model_dir = args.model or default_model_dir()
             results += postprocess.run(model_dir, args.model_repeats, args.threads)
@@ -241,19 +241,19 @@ def run(args: argparse.Namespace) -> int:
     if results:
         print(format_table(results))
     if engine_result is not None:
-        from engines.benchmarks.engine_report import format_markdown
+        from defectd.engines.benchmarks.engine_report import format_markdown
 
         if results:
             print()
         print(format_markdown(engine_result))
     if pipeline_result is not None:
-        from daemon.benchmarks.pipeline import format_markdown as pipeline_markdown
+        from defectd.daemon.tools.benchmarks.pipeline import format_markdown as pipeline_markdown
 
         if results or engine_result is not None:
             print()
         print(pipeline_markdown(pipeline_result))
     if soak_result is not None:
-        from daemon.benchmarks.soak import format_markdown as soak_markdown
+        from defectd.daemon.tools.benchmarks.soak import format_markdown as soak_markdown
 
         if results or engine_result is not None or pipeline_result is not None:
             print()
@@ -277,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_soak(args: argparse.Namespace) -> SoakResult:
-    from daemon.benchmarks.soak import plot_soak, run_soak_bench
+    from defectd.daemon.tools.benchmarks.soak import plot_soak, run_soak_bench
 
     result = run_soak_bench(
         minutes=args.minutes,
@@ -316,8 +316,8 @@ def _soak_words(args: argparse.Namespace) -> list[str]:
 
 
 def _run_engine(args: argparse.Namespace) -> EngineBenchResult:
-    from engines.benchmarks.engine import run_engine_bench
-    from engines.model_card import default_model_dir
+    from defectd.engines.benchmarks.engine import run_engine_bench
+    from defectd.engines.model_card import default_model_dir
 
     return run_engine_bench(
         args.model or default_model_dir(),
@@ -334,7 +334,7 @@ def _run_engine(args: argparse.Namespace) -> EngineBenchResult:
 
 
 def _run_pipeline(args: argparse.Namespace) -> PipelineBenchResult:
-    from daemon.benchmarks.pipeline import run_pipeline_bench
+    from defectd.daemon.tools.benchmarks.pipeline import run_pipeline_bench
 
     return run_pipeline_bench(
         args.model,

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from daemon.cli import CommandError
+from defectd.daemon.cli import CommandError
 
 if TYPE_CHECKING:
-    from engines.selection import TensorRTSettings
+    from defectd.engines.selection import TensorRTSettings
 
 # --model mode's defaults; --config takes these from the config's engine: section.
 DEFAULT_MAX_BATCH = 32
@@ -67,10 +67,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Build (or find) the engine and print its path and cache key."""
-    from engines.backends.tensorrt_backend import engine_key, ensure_engine
-    from engines.model_card import read_card
-    from engines.selection import TensorRTSettings, default_cache_dir
-    from engines.tensorrt_build import TensorRTError, import_cuda, import_tensorrt
+    from defectd.engines.backends.tensorrt_backend import engine_key, ensure_engine
+    from defectd.engines.model_card import read_card
+    from defectd.engines.selection import TensorRTSettings, default_cache_dir
+    from defectd.engines.tensorrt_build import TensorRTError, import_cuda, import_tensorrt
 
     if args.config is not None:
         resolved = _from_config(args)
@@ -109,9 +109,9 @@ def run(args: argparse.Namespace) -> int:
 def _from_config(args: argparse.Namespace) -> tuple[Path, TensorRTSettings] | int:
     """The model and build settings `args.config` gives; 0 when no TensorRT engine is wanted
     here (said on stdout), 2 when the config cannot be used (problems on stderr)."""
-    from daemon.config import ConfigError, load_config
-    from daemon.logs import stream_is_journal
-    from engines.selection import TensorRTSettings, choose_backend, detect_platform
+    from defectd.daemon.config import ConfigError, load_config
+    from defectd.daemon.logs import stream_is_journal
+    from defectd.engines.selection import TensorRTSettings, choose_backend, detect_platform
 
     given = [
         flag

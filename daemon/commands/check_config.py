@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from daemon.config import (
+from defectd.daemon.config import (
     DEFAULT_CONFIG_PATH,
     ConfigError,
     DaemonConfig,

@@ -9,12 +9,12 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from daemon.commands.simulate import stop_on_signals
-from daemon.liveline import LiveLine
-from engines.selection import CHOICES
+from defectd.daemon.commands.simulate import stop_on_signals
+from defectd.daemon.tools.liveline import LiveLine
+from defectd.engines.selection import CHOICES
 
 if TYPE_CHECKING:
-    from daemon.demo import DemoSummary, Progress
+    from defectd.daemon.tools.demo import DemoSummary, Progress
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; 0 when it ran to the end and the daemon exited cleanly, else 1."""
-    from daemon.demo import DemoConfig, format_summary, run_demo
+    from defectd.daemon.tools.demo import DemoConfig, format_summary, run_demo
 
     seconds = args.seconds
     if seconds is None and args.frames is None:

@@ -6,12 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
-from daemon.commands.model_options import add_model_arguments, open_model, progress_bar
-from daemon.commands.score import format_report
-from engines.inference import to_labels
-from engines.labels import write_labels
-from engines.scoring import class_confusion, score
-from engines.severstal import SeverstalDataset
+from defectd.daemon.commands.model_options import add_model_arguments, open_model, progress_bar
+from defectd.daemon.commands.score import format_report
+from defectd.engines.inference import to_labels
+from defectd.engines.labels import write_labels
+from defectd.engines.scoring import class_confusion, score
+from defectd.engines.severstal import SeverstalDataset
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

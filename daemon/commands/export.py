@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from daemon.commands.torch_check import require_torch
+from defectd.daemon.commands.torch_check import require_torch
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     """Export and print the parity figures."""
     require_torch("export")
-    from training.export import export_model
+    from defectd.training.export import export_model
 
     card = export_model(
         args.checkpoint, args.out, args.name, args.version, args.command_line, overwrite=args.force

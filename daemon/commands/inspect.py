@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from daemon.commands.model_options import add_model_arguments, open_model
-from engines.overlay import inspection_panel, write_panels
-from engines.severstal import read_grey
+from defectd.daemon.commands.model_options import add_model_arguments, open_model
+from defectd.engines.overlay import inspection_panel, write_panels
+from defectd.engines.severstal import read_grey
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

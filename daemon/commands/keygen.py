@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Write the pair; prints the two paths and the public key (never the secret)."""
-    from daemon.curve import load_public_key, write_key_pair
+    from defectd.daemon.curve import load_public_key, write_key_pair
 
     public, secret = write_key_pair(args.out, args.name, force=args.force)
     print(f"public key:  {public} ({load_public_key(public).decode()})")

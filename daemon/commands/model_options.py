@@ -7,9 +7,9 @@ import argparse
 
 from tqdm import tqdm
 
-from engines.inference import Predictor
-from engines.model_card import ModelCard, default_model_dir, read_card
-from engines.selection import CHOICES, EngineConfig, open_engine
+from defectd.engines.inference import Predictor
+from defectd.engines.model_card import ModelCard, default_model_dir, read_card
+from defectd.engines.selection import CHOICES, EngineConfig, open_engine
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

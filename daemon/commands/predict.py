@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from daemon.commands.model_options import add_model_arguments, open_model, progress_bar
-from engines.files import atomic_write
-from engines.inference import to_labels
-from engines.labels import write_labels
-from engines.severstal import list_images
+from defectd.daemon.commands.model_options import add_model_arguments, open_model, progress_bar
+from defectd.engines.files import atomic_write
+from defectd.engines.inference import to_labels
+from defectd.engines.labels import write_labels
+from defectd.engines.severstal import list_images
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from daemon.config import DEFAULT_CONFIG_PATH, LOG_FORMATS, ConfigError, load_config
+from defectd.daemon.config import DEFAULT_CONFIG_PATH, LOG_FORMATS, ConfigError, load_config
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     """Load the config and run the supervisor; 2 with `file: key: problem` lines when the
     config (or the model it names) cannot be used."""
-    from daemon.logs import configure_logging, stream_is_journal
-    from daemon.supervisor import run_daemon
+    from defectd.daemon.logs import configure_logging, stream_is_journal
+    from defectd.daemon.supervisor import run_daemon
 
     # Under systemd the problems are errors in the journal too (`journalctl -p err`).
     prefix = "<3>" if stream_is_journal(sys.stderr) else ""

@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from engines.labels import read_labels
-from engines.scoring import ScoreReport, score
-from engines.severstal import list_images
+from defectd.engines.labels import read_labels
+from defectd.engines.scoring import ScoreReport, score
+from defectd.engines.severstal import list_images
 
 
 def parse_shape(text: str) -> tuple[int, int]:

@@ -12,11 +12,11 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
-from daemon.liveline import LiveLine
-from daemon.protocol import ENCODINGS
+from defectd.daemon.protocol import ENCODINGS
+from defectd.daemon.tools.liveline import LiveLine
 
 if TYPE_CHECKING:
-    from daemon.simulator import SimulatorConfig, SimulatorResult
+    from defectd.daemon.clients.simulator import SimulatorConfig, SimulatorResult
 
 _PUB_ENDPOINT = "tcp://127.0.0.1:5555"  # daemon.simulator's defaults, kept here so that
 _PUSH_ENDPOINT = "tcp://127.0.0.1:5556"  # `defectd --help` does not import zmq and OpenCV
@@ -157,7 +157,7 @@ def _ids(text: str) -> tuple[str, ...]:
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     """The `SimulatorConfig` the command line asks for (ValueError naming a bad option)."""
-    from daemon.simulator import SimulatorConfig
+    from defectd.daemon.clients.simulator import SimulatorConfig
 
     if args.camera_ids is None and args.cameras < 1:
         raise ValueError(f"--cameras must be at least 1, got {args.cameras}")
@@ -197,7 +197,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Send frames until done or Ctrl-C/SIGTERM; print a summary per camera."""
-    from daemon.simulator import Simulator
+    from defectd.daemon.clients.simulator import Simulator
 
     config = config_from_args(args)
     status = None if args.quiet else StatusLine(sys.stderr, config.line)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engines.synth import SynthConfig, SyntheticLine, write_contact_sheet, write_dataset
-from engines.synth.report import measure_line
+from defectd.engines.synth import SynthConfig, SyntheticLine, write_contact_sheet, write_dataset
+from defectd.engines.synth.report import measure_line
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -7,7 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
-from daemon.commands.simulate import stop_on_signals
+from defectd.daemon.commands.simulate import stop_on_signals
 
 _ENDPOINT = "tcp://127.0.0.1:5560"  # daemon.tail.DEFAULT_ENDPOINT, without importing zmq
 
@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Tail until done; 1 when --timeout ends the tail before --count messages came."""
-    from daemon.tail import TailConfig, run_tail
+    from defectd.daemon.clients.tail import TailConfig, run_tail
 
     config = TailConfig(
         endpoint=args.connect,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from daemon.cli import CommandError
+from defectd.daemon.cli import CommandError
 
 
 def require_torch(command: str) -> None:

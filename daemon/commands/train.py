@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from daemon.commands.score import parse_shape
-from daemon.commands.torch_check import require_torch
+from defectd.daemon.commands.score import parse_shape
+from defectd.daemon.commands.torch_check import require_torch
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -75,9 +75,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     """Train and print where the results are."""
     require_torch("train")
-    from training.augment import AugmentConfig
-    from training.model.model import ModelConfig
-    from training.trainer import TrainConfig, Trainer
+    from defectd.training.augment import AugmentConfig
+    from defectd.training.model.model import ModelConfig
+    from defectd.training.trainer import TrainConfig, Trainer
 
     config = TrainConfig(
         data=str(args.data),

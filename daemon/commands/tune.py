@@ -6,10 +6,10 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from daemon.commands.model_options import add_model_arguments, open_model, progress_bar
-from engines.inference import batches
-from engines.model_card import write_card
-from engines.severstal import SeverstalDataset
+from defectd.daemon.commands.model_options import add_model_arguments, open_model, progress_bar
+from defectd.engines.inference import batches
+from defectd.engines.model_card import write_card
+from defectd.engines.severstal import SeverstalDataset
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Tune, print the table, write the card."""
-    from training.tune import Tuner, to_config
+    from defectd.training.tune import Tuner, to_config
 
     if args.min_recall is not None and not 0.0 < args.min_recall <= 1.0:
         raise ValueError(f"--min-recall must be in (0, 1], e.g. 0.95, got {args.min_recall}")

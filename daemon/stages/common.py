@@ -23,11 +23,11 @@ from types import FrameType
 
 import zmq
 
-from daemon.accounting import FrameEvent
-from daemon.config import DaemonConfig
-from daemon.logs import configure_logging
-from daemon.slots import SlotPoolSpec
-from engines.engine import EngineInfo
+from defectd.daemon.accounting import FrameEvent
+from defectd.daemon.config import DaemonConfig
+from defectd.daemon.logs import configure_logging
+from defectd.daemon.slots import SlotPoolSpec
+from defectd.engines.engine import EngineInfo
 
 log = logging.getLogger(__name__)
 

@@ -28,15 +28,15 @@ import numpy as np
 import numpy.typing as npt
 import zmq
 
-from daemon.accounting import FrameEvent
-from daemon.batcher import Batcher
-from daemon.config import check_model
-from daemon.metrics import Metrics, create_metrics
-from daemon.slots import SlotPool, SlotRef, SlotState
-from daemon.stages.common import Reporter, StageSpec, bind_ipc, start_stage
-from engines.engine import BaseEngine, EngineOutput
-from engines.postprocess import PostprocessConfig
-from engines.selection import open_engine
+from defectd.daemon.accounting import FrameEvent
+from defectd.daemon.batcher import Batcher
+from defectd.daemon.config import check_model
+from defectd.daemon.metrics import Metrics, create_metrics
+from defectd.daemon.slots import SlotPool, SlotRef, SlotState
+from defectd.daemon.stages.common import Reporter, StageSpec, bind_ipc, start_stage
+from defectd.engines.engine import BaseEngine, EngineOutput
+from defectd.engines.postprocess import PostprocessConfig
+from defectd.engines.selection import open_engine
 
 log = logging.getLogger(__name__)
 

@@ -19,15 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 import zmq
 
-from daemon.accounting import FrameEvent
-from daemon.config import effective_thresholds
-from daemon.events import DefectEvent, FrameSummary, defect_events, frame_summary
-from daemon.slots import SlotPool, SlotState
-from daemon.stages.common import Reporter, StageSpec, bind_ipc, serve, start_stage
-from daemon.stages.inference import Inferred
-from daemon.stages.receiver import FrameNote
-from engines.model_card import read_card
-from engines.postprocess import FrameDefects, PostprocessConfig, postprocess
+from defectd.daemon.accounting import FrameEvent
+from defectd.daemon.config import effective_thresholds
+from defectd.daemon.events import DefectEvent, FrameSummary, defect_events, frame_summary
+from defectd.daemon.slots import SlotPool, SlotState
+from defectd.daemon.stages.common import Reporter, StageSpec, bind_ipc, serve, start_stage
+from defectd.daemon.stages.inference import Inferred
+from defectd.daemon.stages.receiver import FrameNote
+from defectd.engines.model_card import read_card
+from defectd.engines.postprocess import FrameDefects, PostprocessConfig, postprocess
 
 log = logging.getLogger(__name__)
 

@@ -18,20 +18,20 @@ from pathlib import Path
 
 import zmq
 
-from daemon.accounting import FrameEvent
-from daemon.config import parse_endpoint
-from daemon.curve import (
+from defectd.daemon.accounting import FrameEvent
+from defectd.daemon.config import parse_endpoint
+from defectd.daemon.curve import (
     RejectionWatch,
     load_allow_list,
     load_key_pair,
     make_server,
     start_authenticator,
 )
-from daemon.events import StatusEvent, TopicSequencer, encode
-from daemon.metrics import Metrics, create_metrics
-from daemon.ratelimit import RateLimitedLog
-from daemon.stages.common import Reporter, StageSpec, bind_ipc, serve, start_stage
-from daemon.stages.postprocess import Published
+from defectd.daemon.events import StatusEvent, TopicSequencer, encode
+from defectd.daemon.metrics import Metrics, create_metrics
+from defectd.daemon.ratelimit import RateLimitedLog
+from defectd.daemon.stages.common import Reporter, StageSpec, bind_ipc, serve, start_stage
+from defectd.daemon.stages.postprocess import Published
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from daemon.accounting import FrameEvent
-from daemon.config import DaemonConfig, IngestSocket
-from daemon.curve import (
+from defectd.daemon.accounting import FrameEvent
+from defectd.daemon.config import DaemonConfig, IngestSocket
+from defectd.daemon.curve import (
     KeyPair,
     RejectionWatch,
     load_key_pair,
@@ -32,13 +32,13 @@ from daemon.curve import (
     make_server,
     start_authenticator,
 )
-from daemon.decode import decode_frame
-from daemon.metrics import Metrics, create_metrics
-from daemon.protocol import FrameHeader, Rejected, read_message
-from daemon.ratelimit import RateLimitedLog
-from daemon.sequence import SequenceTracker
-from daemon.slots import FrameMeta, SlotPool, SlotRef
-from daemon.stages.common import Reporter, StageSpec, StopFlag, bind_ipc, start_stage
+from defectd.daemon.decode import decode_frame
+from defectd.daemon.metrics import Metrics, create_metrics
+from defectd.daemon.protocol import FrameHeader, Rejected, read_message
+from defectd.daemon.ratelimit import RateLimitedLog
+from defectd.daemon.sequence import SequenceTracker
+from defectd.daemon.slots import FrameMeta, SlotPool, SlotRef
+from defectd.daemon.stages.common import Reporter, StageSpec, StopFlag, bind_ipc, start_stage
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from engines.engine import BaseEngine, EngineInfo, EngineOutput
-from engines.model_card import InputSpec
+from defectd.engines.engine import BaseEngine, EngineInfo, EngineOutput
+from defectd.engines.model_card import InputSpec
 
 
 class NullEngine(BaseEngine):

@@ -12,8 +12,8 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from engines.engine import BaseEngine, EngineInfo, EngineOutput
-from engines.model_card import InputSpec, ModelCard
+from defectd.engines.engine import BaseEngine, EngineInfo, EngineOutput
+from defectd.engines.model_card import InputSpec, ModelCard
 
 OUTPUTS = ("probs", "presence", "peak")
 CUDA_PROVIDER = "CUDAExecutionProvider"

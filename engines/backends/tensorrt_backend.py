@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from engines.engine import BaseEngine, EngineInfo, EngineOutput, as_batch
-from engines.engine_cache import CacheKey, EngineCache, io_buffer_sizes, profile_shapes
-from engines.model_card import InputSpec, ModelCard
-from engines.tensorrt_build import (
+from defectd.engines.engine import BaseEngine, EngineInfo, EngineOutput, as_batch
+from defectd.engines.engine_cache import CacheKey, EngineCache, io_buffer_sizes, profile_shapes
+from defectd.engines.model_card import InputSpec, ModelCard
+from defectd.engines.tensorrt_build import (
     INPUT_NAME,
     TensorRTError,
     build_serialized_engine,

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from engines.engine import BaseEngine, EngineInfo, EngineOutput
-from engines.model_card import InputSpec, ModelCard
+from defectd.engines.engine import BaseEngine, EngineInfo, EngineOutput
+from defectd.engines.model_card import InputSpec, ModelCard
 
 log = logging.getLogger(__name__)
 TORCH_INSTALL_HINT = (

@@ -30,21 +30,21 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from engines.benchmarks import machine_summary
-from engines.benchmarks.naive import (
+from defectd.engines.benchmarks import machine_summary
+from defectd.engines.benchmarks.naive import (
     NAIVE_BACKENDS,
     NaiveTiming,
     onnxruntime_runner,
     time_naive_loop,
     torch_runner,
 )
-from engines.engine import BaseEngine
-from engines.files import write_json
-from engines.flops import OnnxNotInstalled, count_flops
-from engines.model_card import ModelCard, read_card
-from engines.postprocess import PostprocessConfig, postprocess
-from engines.selection import EngineConfig, open_engine
-from engines.synth import SynthConfig, SyntheticLine
+from defectd.engines.engine import BaseEngine
+from defectd.engines.files import write_json
+from defectd.engines.flops import OnnxNotInstalled, count_flops
+from defectd.engines.model_card import ModelCard, read_card
+from defectd.engines.postprocess import PostprocessConfig, postprocess
+from defectd.engines.selection import EngineConfig, open_engine
+from defectd.engines.synth import SynthConfig, SyntheticLine
 
 SUITE = "engine"
 # FP16 dense tensor-core peak, TFLOP/s, from NVIDIA's datasheets (dense: without the 2:4
@@ -284,7 +284,7 @@ def run_engine_bench(
     if json_out is not None:
         write_json(result.to_dict(), Path(json_out))
     if plot is not None:
-        from engines.benchmarks.engine_report import plot_result
+        from defectd.engines.benchmarks.engine_report import plot_result
 
         plot_result(result, Path(plot))
     return result

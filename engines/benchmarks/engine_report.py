@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engines.benchmarks.engine import EngineBenchResult
+from defectd.engines.benchmarks.engine import EngineBenchResult
 
 PLOT_INSTALL_HINT = "plotting needs matplotlib: pip install 'defectd[train]'"
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.backends.onnxruntime_backend import OnnxRuntimeEngine
-from engines.benchmarks import BenchResult, summarise, time_calls
-from engines.model_card import read_card
-from engines.postprocess import postprocess
-from engines.synth import SyntheticLine
+from defectd.engines.backends.onnxruntime_backend import OnnxRuntimeEngine
+from defectd.engines.benchmarks import BenchResult, summarise, time_calls
+from defectd.engines.model_card import read_card
+from defectd.engines.postprocess import postprocess
+from defectd.engines.synth import SyntheticLine
 
 SUITE = "model"
 TARGET_MS = 250.0

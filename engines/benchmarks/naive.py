@@ -30,9 +30,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from engines.flops import import_onnx
-from engines.model_card import ModelCard
-from engines.postprocess import PostprocessConfig, postprocess
+from defectd.engines.flops import import_onnx
+from defectd.engines.model_card import ModelCard
+from defectd.engines.postprocess import PostprocessConfig, postprocess
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -102,7 +102,7 @@ def onnxruntime_runner(
     """An ONNX Runtime session on the float-input copy of the model's ONNX file."""
     import onnxruntime as ort
 
-    from engines.backends.onnxruntime_backend import CUDA_PROVIDER, OUTPUTS
+    from defectd.engines.backends.onnxruntime_backend import CUDA_PROVIDER, OUTPUTS
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -127,7 +127,7 @@ def onnxruntime_runner(
 @contextmanager
 def torch_runner(card: ModelCard, precision: str, device: str) -> Iterator[Runner]:
     """The model's TorchScript, eager, fed float tensors (no CUDA Graphs, no channels_last)."""
-    from engines.backends.torch_backend import import_torch
+    from defectd.engines.backends.torch_backend import import_torch
 
     torch = import_torch()
     target = torch.device(device)

@@ -8,9 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engines.benchmarks import BenchResult, summarise, time_calls
-from engines.labels import read_labels
-from engines.rle import SEVERSTAL_SHAPE, decode, encode
+from defectd.engines.benchmarks import BenchResult, summarise, time_calls
+from defectd.engines.labels import read_labels
+from defectd.engines.rle import SEVERSTAL_SHAPE, decode, encode
 
 TARGET_MS = 1.0
 

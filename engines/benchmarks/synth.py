@@ -10,8 +10,8 @@ import itertools
 
 import cv2
 
-from engines.benchmarks import BenchResult, summarise, time_calls
-from engines.synth import SyntheticLine
+from defectd.engines.benchmarks import BenchResult, summarise, time_calls
+from defectd.engines.synth import SyntheticLine
 
 SUITE = "synth"
 TARGET_MS = 5.0

@@ -11,9 +11,9 @@ roll marks) are painted but never labelled.
     write_dataset(Path("data/synth"), count=1000, seed=7)   # train_images/ + train.csv
 """
 
-from engines.synth.line import SynthConfig, SyntheticLine, SynthFrame, image_id
-from engines.synth.preview import CLASS_COLOURS, CLASS_NAMES, write_contact_sheet
-from engines.synth.writer import DatasetSummary, write_dataset
+from defectd.engines.synth.line import SynthConfig, SyntheticLine, SynthFrame, image_id
+from defectd.engines.synth.preview import CLASS_COLOURS, CLASS_NAMES, write_contact_sheet
+from defectd.engines.synth.writer import DatasetSummary, write_dataset
 
 __all__ = [
     "CLASS_COLOURS",

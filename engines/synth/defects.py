@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from engines.synth.stats import COMPONENT_SHAPES
-from engines.synth.texture import blur, resize
+from defectd.engines.synth.stats import COMPONENT_SHAPES
+from defectd.engines.synth.texture import blur, resize
 
 Float32Array = npt.NDArray[np.float32]
 UInt8Array = npt.NDArray[np.uint8]

@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from engines.masks import present_classes
-from engines.synth.defects import PAINTERS, outline
-from engines.synth.marks import FOOTPRINT_LEVEL, MARK_PAINTERS
-from engines.synth.stats import (
+from defectd.engines.masks import present_classes
+from defectd.engines.synth.defects import PAINTERS, outline
+from defectd.engines.synth.marks import FOOTPRINT_LEVEL, MARK_PAINTERS
+from defectd.engines.synth.stats import (
     COMPONENT_SHAPES,
     NUM_CLASSES,
     REFERENCE_SHAPE,
@@ -27,7 +27,7 @@ from engines.synth.stats import (
     sample_label_area,
     split_area,
 )
-from engines.synth.texture import StripTexture, TextureParams
+from defectd.engines.synth.texture import StripTexture, TextureParams
 
 UInt8Array = npt.NDArray[np.uint8]
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from engines.synth.texture import blur
+from defectd.engines.synth.texture import blur
 
 Float32Array = npt.NDArray[np.float32]
 MarkPainter = Callable[[np.random.Generator], Float32Array]

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from engines.synth.line import SynthFrame
-from engines.synth.stats import NUM_CLASSES
+from defectd.engines.synth.line import SynthFrame
+from defectd.engines.synth.stats import NUM_CLASSES
 
 # BGR, far apart in hue and readable on grey steel.
 CLASS_COLOURS: dict[int, tuple[int, int, int]] = {

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engines.synth.line import SyntheticLine
-from engines.synth.stats import (
+from defectd.engines.synth.line import SyntheticLine
+from defectd.engines.synth.stats import (
     AREA_QUANTILE_LEVELS,
     AREA_QUANTILES,
     NUM_CLASSES,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import cv2
 
-from engines.files import atomic_write
-from engines.labels import LabelTable, write_labels
-from engines.rle import encode
-from engines.synth.line import SynthConfig, SyntheticLine
-from engines.synth.stats import NUM_CLASSES
+from defectd.engines.files import atomic_write
+from defectd.engines.labels import LabelTable, write_labels
+from defectd.engines.rle import encode
+from defectd.engines.synth.line import SynthConfig, SyntheticLine
+from defectd.engines.synth.stats import NUM_CLASSES
 
 
 @dataclass(frozen=True)

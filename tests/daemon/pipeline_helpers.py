@@ -20,9 +20,9 @@ import numpy as np
 import yaml
 import zmq
 
-from daemon.events import decode_message
-from daemon.loopback import LoopbackPorts
-from daemon.protocol import FrameHeader, encode_frame
+from defectd.daemon.events import decode_message
+from defectd.daemon.protocol import FrameHeader, encode_frame
+from defectd.daemon.tools.loopback import LoopbackPorts
 
 REPO = Path(__file__).resolve().parents[2]
 HEIGHT, WIDTH = 256, 1600
@@ -60,7 +60,7 @@ def write_config(path: Path, ports: Ports, **sections: dict[str, Any]) -> Path:
 
 
 class Daemon:
-    """`python -m daemon.cli run --config FILE` with its stderr in a file."""
+    """`python -m defectd.daemon.cli run --config FILE` with its stderr in a file."""
 
     def __init__(
         self, config: Path, ports: Ports, log: Path, env: dict[str, str] | None = None
@@ -73,7 +73,7 @@ class Daemon:
             environ.pop(name, None)
         environ.update(env or {})
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", "run", "--config", str(config)],
+            [sys.executable, "-m", "defectd.daemon.cli", "run", "--config", str(config)],
             cwd=REPO,
             env=environ,
             stdout=self._log_file,

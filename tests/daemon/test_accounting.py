@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.accounting import (
+from defectd.daemon.accounting import (
     DROP_REASONS,
     AccountingError,
     CameraCounts,

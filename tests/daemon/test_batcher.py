@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.batcher import Batcher, run_batcher
+from defectd.daemon.batcher import Batcher, run_batcher
 
 
 class FakeClock:

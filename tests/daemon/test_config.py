@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from daemon.config import (
+from defectd.daemon.config import (
     DEFAULT_CONFIG_PATH,
     SECTIONS,
     ConfigError,
@@ -24,7 +24,7 @@ from daemon.config import (
     parse_endpoint,
     parse_http_bind,
 )
-from engines.model_card import default_model_dir, read_card
+from defectd.engines.model_card import default_model_dir, read_card
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 

@@ -20,8 +20,10 @@ import pytest
 import yaml
 import zmq
 
-from daemon.config import ConfigError, config_warnings, load_config
-from daemon.curve import (
+from defectd.daemon.clients.simulator import SimulatorConfig
+from defectd.daemon.clients.tail import TailConfig
+from defectd.daemon.config import ConfigError, config_warnings, load_config
+from defectd.daemon.curve import (
     CurveKeyError,
     KeyPair,
     RejectionWatch,
@@ -33,10 +35,8 @@ from daemon.curve import (
     start_authenticator,
     write_key_pair,
 )
-from daemon.loopback import free_port
-from daemon.protocol import FrameHeader, encode_frame
-from daemon.simulator import SimulatorConfig
-from daemon.tail import TailConfig
+from defectd.daemon.protocol import FrameHeader, encode_frame
+from defectd.daemon.tools.loopback import free_port
 from tests.daemon.pipeline_helpers import HEIGHT, REPO, WIDTH, Ports, running, write_config
 
 Context = zmq.Context[zmq.Socket[bytes]]
@@ -102,7 +102,7 @@ def test_keygen_writes_a_private_secret_and_refuses_to_overwrite(tmp_path: Path)
 def test_keygen_command_prints_the_public_key_only(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from daemon.cli import main
+    from defectd.daemon.cli import main
 
     assert main(["keygen", "--out", str(tmp_path), "--name", "d"]) == 0
     pair = load_key_pair(tmp_path / "d.key_secret")
@@ -200,7 +200,7 @@ def test_readable_secret_key_is_warned_about_never_shown(
     assert "security.server_secret_key" in warning and "readable by group and others" in warning
     secret = load_key_pair(keys["daemon"]).secret.decode()
     checked = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "check-config", str(path)],
+        [sys.executable, "-m", "defectd.daemon.cli", "check-config", str(path)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -431,7 +431,7 @@ def test_daemon_connects_to_a_curve_camera_with_its_server_key(
 def test_simulator_pushes_as_a_curve_client(
     tmp_path: Path, keys: dict[str, Path], context: Context
 ) -> None:
-    from daemon.simulator import Simulator
+    from defectd.daemon.clients.simulator import Simulator
 
     daemon = load_key_pair(keys["daemon"])
     auth = start_authenticator(context, tmp_path / "ingest")
@@ -466,8 +466,8 @@ def test_tail_subscribes_as_a_curve_client(
     import io
     import threading
 
-    from daemon.events import FrameCounts, StatusEvent, TopicSequencer, encode
-    from daemon.tail import run_tail
+    from defectd.daemon.clients.tail import run_tail
+    from defectd.daemon.events import FrameCounts, StatusEvent, TopicSequencer, encode
 
     status = StatusEvent(
         publish_ns=time.time_ns(),
@@ -525,7 +525,7 @@ def test_simulator_binds_as_the_curve_server(keys: dict[str, Path], context: Con
     """A PUB camera is the server; the daemon's SUB (here a plain one) holds its public key."""
     import threading
 
-    from daemon.simulator import Simulator
+    from defectd.daemon.clients.simulator import Simulator
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     config = SimulatorConfig(

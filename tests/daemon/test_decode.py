@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.decode import decode_frame
-from daemon.protocol import FrameHeader, Rejected
+from defectd.daemon.decode import decode_frame
+from defectd.daemon.protocol import FrameHeader, Rejected
 
 H, W = 24, 40
 

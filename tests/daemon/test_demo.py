@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
-from daemon.demo import DemoConfig, predicted_labels, run_demo, truth_of
-from engines.labels import LabelTable, read_labels
-from engines.scoring import score
+from defectd.daemon.cli import main
+from defectd.daemon.tools.demo import DemoConfig, predicted_labels, run_demo, truth_of
+from defectd.engines.labels import LabelTable, read_labels
+from defectd.engines.scoring import score
 
 SHAPE = (256, 1600)
 

@@ -14,7 +14,7 @@ import jsonschema  # defectd[dev]
 import numpy as np
 import pytest
 
-from daemon.events import (
+from defectd.daemon.events import (
     DefectEvent,
     FrameCounts,
     FrameMeta,
@@ -29,9 +29,9 @@ from daemon.events import (
     encode,
     frame_summary,
 )
-from engines.engine import EngineInfo
-from engines.postprocess import FrameDefects, PostprocessConfig, postprocess
-from engines.rle import decode
+from defectd.engines.engine import EngineInfo
+from defectd.engines.postprocess import FrameDefects, PostprocessConfig, postprocess
+from defectd.engines.rle import decode
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 CLASSES = ("pits", "crazing", "scratches", "patches")
@@ -139,7 +139,7 @@ def test_one_defect_event_per_class_found_largest_region_first() -> None:
 
 
 def test_the_wire_protocol_header_is_a_frame_meta() -> None:
-    protocol = pytest.importorskip("daemon.protocol")
+    protocol = pytest.importorskip("defectd.daemon.protocol")
     header = protocol.FrameHeader(
         "cam0", 1234, CAPTURE_NS, "mono8", 128, 64, coil_id="C-0042", position_m=123.5
     )

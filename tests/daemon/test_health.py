@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from daemon.health import HealthServer, HealthServerError, Heartbeat
-from daemon.metrics import CONTENT_TYPE, create_metrics
+from defectd.daemon.health import HealthServer, HealthServerError, Heartbeat
+from defectd.daemon.metrics import CONTENT_TYPE, create_metrics
 
 TIMEOUT_S = 10
 

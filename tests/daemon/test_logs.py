@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.logs import (
+from defectd.daemon.logs import (
     JsonFormatter,
     TextFormatter,
     configure_logging,
@@ -120,7 +120,7 @@ def test_json_for_the_journal_gets_the_prefix_journald_strips() -> None:
 def test_configure_logging_detects_the_journal_on_stderr(tmp_path: Path) -> None:
     """A real process whose stderr is the stream $JOURNAL_STREAM names, as under systemd."""
     code = (
-        "import logging; from daemon.logs import configure_logging\n"
+        "import logging; from defectd.daemon.logs import configure_logging\n"
         "configure_logging('debug', 'text')\n"
         "logging.getLogger('x').debug('d'); logging.getLogger('x').warning('w')\n"
         "try:\n    1/0\nexcept ZeroDivisionError:\n    logging.getLogger('x').exception('boom')\n"
@@ -149,7 +149,7 @@ def test_run_reports_config_problems_as_journal_errors(tmp_path: Path) -> None:
     path = tmp_path / "journal.log"
     path.touch()
     env = {**os.environ, **journal_env(path)}
-    code = "import sys; from daemon.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from defectd.daemon.cli import main; sys.exit(main(sys.argv[1:]))"
     with path.open("w") as err:
         done = subprocess.run(
             [sys.executable, "-c", code, "run", "--config", str(config)],
@@ -188,7 +188,7 @@ def test_daemon_under_a_journal_stream(tmp_path: Path) -> None:
     import time
     import urllib.request
 
-    from daemon.loopback import free_port
+    from defectd.daemon.tools.loopback import free_port
 
     ports = [free_port() for _ in range(3)]
     config = tmp_path / "defectd.yaml"
@@ -204,7 +204,7 @@ def test_daemon_under_a_journal_stream(tmp_path: Path) -> None:
     path = tmp_path / "journal.log"
     path.touch()
     env = {**os.environ, **journal_env(path), "RUNTIME_DIRECTORY": str(tmp_path / "run")}
-    code = "import sys; from daemon.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from defectd.daemon.cli import main; sys.exit(main(sys.argv[1:]))"
     with path.open("w") as err:
         process = subprocess.Popen(
             [sys.executable, "-c", code, "run", "--config", str(config)],

@@ -18,8 +18,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.accounting import DROP_REASONS
-from daemon.metrics import (
+from defectd.daemon.accounting import DROP_REASONS
+from defectd.daemon.metrics import (
     DROP_LABELS,
     ENGINE_INFO_LABELS,
     MULTIPROC_ENV,
@@ -33,9 +33,9 @@ from daemon.metrics import (
     prepare_multiprocess_dir,
     render,
 )
-from daemon.protocol import REJECT_REASONS
-from daemon.sequence import SeqOutcome
-from engines.engine import EngineInfo
+from defectd.daemon.protocol import REJECT_REASONS
+from defectd.daemon.sequence import SeqOutcome
+from defectd.engines.engine import EngineInfo
 
 CTX = multiprocessing.get_context("spawn")
 JOIN_S = 60  # the test machine may be busy

@@ -19,14 +19,14 @@ import pytest
 import yaml
 import zmq
 
-from daemon.config import check_model, load_config
-from daemon.loopback import free_port
-from daemon.protocol import FrameHeader, encode_frame
-from daemon.stages.inference import candidate_classes
-from engines.model_card import default_model_dir
-from engines.postprocess import postprocess
-from engines.selection import EngineConfig, open_engine
-from engines.synth import SyntheticLine
+from defectd.daemon.config import check_model, load_config
+from defectd.daemon.protocol import FrameHeader, encode_frame
+from defectd.daemon.stages.inference import candidate_classes
+from defectd.daemon.tools.loopback import free_port
+from defectd.engines.model_card import default_model_dir
+from defectd.engines.postprocess import postprocess
+from defectd.engines.selection import EngineConfig, open_engine
+from defectd.engines.synth import SyntheticLine
 from tests.daemon.pipeline_helpers import (
     HEIGHT,
     WIDTH,

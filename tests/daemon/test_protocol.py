@@ -12,7 +12,7 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.protocol import (
+from defectd.daemon.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
     MAX_HEADER_BYTES,
     MAX_SEQ,

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from daemon.ratelimit import RateLimitedLog
+from defectd.daemon.ratelimit import RateLimitedLog
 
 LOGGER = "tests.daemon.ratelimit"
 

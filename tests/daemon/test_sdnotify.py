@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.sdnotify import Notifier, WatchdogGate, watchdog_interval
+from defectd.daemon.sdnotify import Notifier, WatchdogGate, watchdog_interval
 
 MAX_SUN_PATH = 100  # sockaddr_un.sun_path is 108 bytes; tmp_path can be longer
 
@@ -92,7 +92,7 @@ def test_status_text_cannot_inject_assignments(socket_path: Path, listener: sock
 
 
 def test_without_systemd_nothing_is_sent(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="daemon.sdnotify")
+    caplog.set_level(logging.DEBUG, logger="defectd.daemon.sdnotify")
     notifier = Notifier.from_env({})
     assert not notifier.enabled
     assert not notifier.ready()

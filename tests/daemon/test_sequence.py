@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.protocol import MAX_SEQ
-from daemon.sequence import OUTCOMES, SeqOutcome, SequenceStats, SequenceTracker
+from defectd.daemon.protocol import MAX_SEQ
+from defectd.daemon.sequence import OUTCOMES, SeqOutcome, SequenceStats, SequenceTracker
 
 
 def kinds(tracker: SequenceTracker, camera: str, seqs: list[int]) -> list[str]:

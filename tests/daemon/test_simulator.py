@@ -16,9 +16,7 @@ import numpy as np
 import pytest
 import zmq
 
-from daemon.decode import decode_frame
-from daemon.protocol import FrameHeader, read_message
-from daemon.simulator import (
+from defectd.daemon.clients.simulator import (
     SYNTH,
     Simulator,
     SimulatorConfig,
@@ -28,9 +26,11 @@ from daemon.simulator import (
     parse_truth_image_id,
     truth_image_id,
 )
-from engines.labels import read_labels
-from engines.rle import decode
-from engines.synth import SyntheticLine, write_dataset
+from defectd.daemon.decode import decode_frame
+from defectd.daemon.protocol import FrameHeader, read_message
+from defectd.engines.labels import read_labels
+from defectd.engines.rle import decode
+from defectd.engines.synth import SyntheticLine, write_dataset
 
 SHAPE = (256, 1600)
 

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from daemon.accounting import FrameAccount
-from daemon.batcher import Batcher, run_batcher
-from daemon.slots import (
+from defectd.daemon.accounting import FrameAccount
+from defectd.daemon.batcher import Batcher, run_batcher
+from defectd.daemon.slots import (
     SHM_DIR,
     Acquired,
     FrameMeta,
@@ -373,7 +373,7 @@ def test_two_receivers_and_a_slow_batcher_account_for_every_frame(prefix: str) -
 
 _SUPERVISOR = """
 import multiprocessing, os, signal, sys
-from daemon.slots import SlotPool
+from defectd.daemon.slots import SlotPool
 from tests.daemon import test_slots as t
 
 if __name__ == "__main__":

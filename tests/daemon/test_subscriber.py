@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import zmq
 
-from daemon.events import (
+from defectd.daemon.clients.subscriber import Gap, GapDetector, clock, format_event, format_gap
+from defectd.daemon.events import (
     FrameCounts,
     TopicSequencer,
     decode_message,
@@ -19,8 +20,7 @@ from daemon.events import (
     encode,
     frame_summary,
 )
-from daemon.subscriber import Gap, GapDetector, clock, format_event, format_gap
-from daemon.topics import prefix
+from defectd.daemon.topics import prefix
 from tests.daemon.test_events import (
     CLASSES,
     MODEL,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.topics import (
+from defectd.daemon.topics import (
     MAX_SEGMENT,
     check_segment,
     defect_topic,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daemon import cli
-from daemon.config import load_config, parse_config
-from engines.model_card import default_model_dir
+from defectd.daemon import cli
+from defectd.daemon.config import load_config, parse_config
+from defectd.engines.model_card import default_model_dir
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "deploy" / "config" / "defectd.yaml"

@@ -43,7 +43,7 @@ import pytest
 import yaml
 import zmq
 
-from daemon.loopback import DaemonProcess, LoopbackPorts, free_port, line_config
+from defectd.daemon.tools.loopback import DaemonProcess, LoopbackPorts, free_port, line_config
 from tests.daemon.pipeline_helpers import Camera
 
 REPO = Path(__file__).resolve().parents[2]

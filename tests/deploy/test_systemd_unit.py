@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daemon.config import DEFAULT_CONFIG_PATH
+from defectd.daemon.config import DEFAULT_CONFIG_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "deploy" / "systemd" / "defectd.service"
@@ -233,7 +233,7 @@ def test_exec_start_pre_is_a_no_op_without_tensorrt(tmp_path: Path) -> None:
         "DEFECTD_ENGINE_CACHE": str(tmp_path / "engines"),
         "CUDA_VISIBLE_DEVICES": "",
     }
-    code = "import sys; from daemon.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from defectd.daemon.cli import main; sys.exit(main(sys.argv[1:]))"
     done = subprocess.run(
         [sys.executable, "-c", code, *arguments],
         capture_output=True,

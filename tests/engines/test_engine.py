@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.backends.null_backend import NullEngine
-from engines.engine import BaseEngine, EngineInfo, EngineOutput, as_batch, warmup_sizes
-from engines.model_card import InputSpec
+from defectd.engines.backends.null_backend import NullEngine
+from defectd.engines.engine import BaseEngine, EngineInfo, EngineOutput, as_batch, warmup_sizes
+from defectd.engines.model_card import InputSpec
 
 
 def test_warmup_sizes_cover_what_a_batcher_sends() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from engines.engine_cache import (
+from defectd.engines.engine_cache import (
     CacheKey,
     EngineCache,
     EngineCacheError,
@@ -20,7 +20,7 @@ from engines.engine_cache import (
     io_buffer_sizes,
     profile_shapes,
 )
-from engines.model_card import InputSpec
+from defectd.engines.model_card import InputSpec
 
 SPEC = InputSpec(channels=1, height=256, width=1600)
 PLAN = b"\x00plan bytes\xff" * 1000
@@ -121,7 +121,7 @@ def test_damaged_engine_is_rejected_with_a_warning(
     cache = EngineCache(tmp_path)
     key = make_key()
     damage(cache.store(key, PLAN))
-    with caplog.at_level(logging.WARNING, logger="engines.engine_cache"):
+    with caplog.at_level(logging.WARNING, logger="defectd.engines.engine_cache"):
         assert cache.load(key) is None
     assert "is corrupt" in caplog.text and "rebuilding" in caplog.text
 
@@ -136,7 +136,7 @@ def test_sidecar_for_another_key_is_rejected(
     meta = json.loads(sidecar.read_text())
     meta["key"]["gpu_name"] = "NVIDIA L4"
     sidecar.write_text(json.dumps(meta))
-    with caplog.at_level(logging.WARNING, logger="engines.engine_cache"):
+    with caplog.at_level(logging.WARNING, logger="defectd.engines.engine_cache"):
         assert cache.load(key) is None
     assert "another key" in caplog.text and "rebuilding" in caplog.text
 

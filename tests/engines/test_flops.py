@@ -12,7 +12,7 @@ import pytest
 onnx = pytest.importorskip("onnx", reason="counting FLOPs needs onnx (defectd[train])")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from engines.flops import OnnxNotInstalled, count_flops, count_model_flops  # noqa: E402
+from defectd.engines.flops import OnnxNotInstalled, count_flops, count_model_flops  # noqa: E402
 
 
 def _weight(name: str, *shape: int) -> Any:
@@ -87,7 +87,7 @@ def test_a_static_batch_is_divided_out() -> None:
 
 @pytest.mark.filterwarnings("ignore:.*torch.jit.load.*:DeprecationWarning")
 def test_tiny_model_matches_torch_flop_counter(tiny_model: Path) -> None:
-    from engines.model_card import read_card
+    from defectd.engines.model_card import read_card
 
     card = read_card(tiny_model)
     count = count_flops(card.onnx_path("fp32"))

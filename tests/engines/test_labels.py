@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engines.labels import LabelError, LabelTable, read_labels, write_labels
+from defectd.engines.labels import LabelError, LabelTable, read_labels, write_labels
 
 SHAPE = (4, 5)
 

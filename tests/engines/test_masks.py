@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.masks import present_classes
+from defectd.engines.masks import present_classes
 
 
 def test_present_classes_are_one_based_and_ordered() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engines.model_card import (
+from defectd.engines.model_card import (
     InputSpec,
     ModelCard,
     ModelCardError,
@@ -16,7 +16,7 @@ from engines.model_card import (
     sha256_of,
     write_card,
 )
-from engines.postprocess import ClassThresholds, PostprocessConfig
+from defectd.engines.postprocess import ClassThresholds, PostprocessConfig
 
 
 def make_card(directory: Path) -> ModelCard:

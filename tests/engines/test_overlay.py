@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engines.overlay import inspection_panel, overlay, write_panels
-from engines.postprocess import PostprocessConfig, postprocess
-from engines.synth import CLASS_COLOURS
+from defectd.engines.overlay import inspection_panel, overlay, write_panels
+from defectd.engines.postprocess import PostprocessConfig, postprocess
+from defectd.engines.synth import CLASS_COLOURS
 
 
 def test_overlay_tints_defects_only(tmp_path: Path) -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.backends.onnxruntime_backend import OnnxRuntimeEngine
-from engines.model_card import ModelCard, read_card
-from engines.parity import compare
-from engines.synth import SyntheticLine
+from defectd.engines.backends.onnxruntime_backend import OnnxRuntimeEngine
+from defectd.engines.model_card import ModelCard, read_card
+from defectd.engines.parity import compare
+from defectd.engines.synth import SyntheticLine
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,7 +66,7 @@ def test_torch_cpu_fp32_matches_onnxruntime(
     card: ModelCard, frames: np.ndarray, reference: OnnxRuntimeEngine
 ) -> None:
     pytest.importorskip("torch", reason="the torch backend needs defectd[train] (torch)")
-    from engines.backends.torch_backend import TorchEngine
+    from defectd.engines.backends.torch_backend import TorchEngine
 
     with TorchEngine.from_card(card, "cpu", "fp32", threads=2) as engine:
         report = compare(reference, engine, frames, card.thresholds)
@@ -79,7 +79,7 @@ def test_torch_cpu_fp32_matches_onnxruntime(
 def test_torch_cuda_fp16_matches_onnxruntime(
     card: ModelCard, frames: np.ndarray, reference: OnnxRuntimeEngine, cuda_graphs: bool
 ) -> None:
-    from engines.backends.torch_backend import TorchEngine
+    from defectd.engines.backends.torch_backend import TorchEngine
 
     with TorchEngine.from_card(card, "cuda", "fp16", max_batch=4, cuda_graphs=cuda_graphs) as gpu:
         gpu.warmup()
@@ -93,7 +93,7 @@ def test_torch_cuda_fp32_matches_onnxruntime(
 ) -> None:
     import torch
 
-    from engines.backends.torch_backend import TorchEngine
+    from defectd.engines.backends.torch_backend import TorchEngine
 
     torch.backends.cudnn.allow_tf32 = False  # TF32 convolutions would not meet 1e-4
     with TorchEngine.from_card(card, "cuda", "fp32", max_batch=4) as gpu:

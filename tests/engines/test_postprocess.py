@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.postprocess import ClassThresholds, PostprocessConfig, components, postprocess
-from engines.rle import decode
+from defectd.engines.postprocess import ClassThresholds, PostprocessConfig, components, postprocess
+from defectd.engines.rle import decode
 
 
 def frame_probs() -> np.ndarray:

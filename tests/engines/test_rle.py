@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from engines.rle import RLEError, decode, encode
+from defectd.engines.rle import RLEError, decode, encode
 
 
 def test_column_major_one_based_pairs() -> None:

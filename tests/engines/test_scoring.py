@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.labels import LabelTable
-from engines.rle import decode, encode
-from engines.scoring import ScoreError, dice, score
+from defectd.engines.labels import LabelTable
+from defectd.engines.rle import decode, encode
+from defectd.engines.scoring import ScoreError, dice, score
 
 SHAPE = (4, 5)
 
@@ -84,7 +84,7 @@ def test_to_dict_has_derived_metrics() -> None:
 
 
 def test_mask_dice_matches_the_kaggle_rules() -> None:
-    from engines.scoring import mask_dice
+    from defectd.engines.scoring import mask_dice
 
     empty = np.zeros((4, 4), np.uint8)
     full = np.ones((4, 4), np.uint8)
@@ -96,8 +96,8 @@ def test_mask_dice_matches_the_kaggle_rules() -> None:
 
 
 def test_class_confusion_counts_images() -> None:
-    from engines.labels import LabelTable
-    from engines.scoring import class_confusion
+    from defectd.engines.labels import LabelTable
+    from defectd.engines.scoring import class_confusion
 
     truth, pred = LabelTable(), LabelTable()
     truth.set("a", 3, "1 5")

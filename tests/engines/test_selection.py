@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.model_card import read_card
-from engines.selection import (
+from defectd.engines.model_card import read_card
+from defectd.engines.selection import (
     EngineConfig,
     FrameFormat,
     Platform,
@@ -77,7 +77,7 @@ def test_this_machine_is_detected_without_a_gpu() -> None:
 def test_open_engine_logs_the_choice_and_warms_up(
     tiny_model: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="engines.selection")
+    caplog.set_level(logging.INFO, logger="defectd.engines.selection")
     config = EngineConfig(backend="auto", max_batch=2, opt_batch=1, threads=1)
     with open_engine(tiny_model, config, platform=CPU_ONLY) as engine:
         assert (engine.backend, engine.precision, engine.max_batch) == ("onnxruntime", "fp32", 2)

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.labels import LabelError
-from engines.severstal import DatasetError, SeverstalDataset
+from defectd.engines.labels import LabelError
+from defectd.engines.severstal import DatasetError, SeverstalDataset
 
 SHAPE = (8, 12)
 

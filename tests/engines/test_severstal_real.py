@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engines.labels import read_labels
-from engines.rle import decode, encode
-from engines.severstal import SeverstalDataset
+from defectd.engines.labels import read_labels
+from defectd.engines.rle import decode, encode
+from defectd.engines.severstal import SeverstalDataset
 
 REFERENCE_IMAGE = "6fa9e1d65.jpg"
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 import zmq
 
-from daemon.loopback import free_port
+from defectd.daemon.tools.loopback import free_port
 from tests.daemon.pipeline_helpers import (
     HEIGHT,
     REPO,

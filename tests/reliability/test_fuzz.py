@@ -28,8 +28,8 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.protocol import ENCODINGS, MAX_HEADER_BYTES, OPTIONAL, REJECT_REASONS, REQUIRED
-from engines.synth import SyntheticLine
+from defectd.daemon.protocol import ENCODINGS, MAX_HEADER_BYTES, OPTIONAL, REJECT_REASONS, REQUIRED
+from defectd.engines.synth import SyntheticLine
 from tests.daemon.pipeline_helpers import (
     HEIGHT,
     WIDTH,

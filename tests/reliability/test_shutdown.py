@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import zmq
 
-from daemon.protocol import FrameHeader, encode_frame
-from engines.synth import SyntheticLine
+from defectd.daemon.protocol import FrameHeader, encode_frame
+from defectd.engines.synth import SyntheticLine
 from tests.daemon.pipeline_helpers import Ports, Subscriber, running, summaries, write_config
 from tests.daemon.test_pipeline import ONNX
 from tests.reliability.conftest import segments_of

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engines.model_card import default_model_dir
+from defectd.engines.model_card import default_model_dir
 from tests.daemon.pipeline_helpers import REPO, Ports, write_config
 from tests.reliability.conftest import segments_of
 
@@ -30,7 +30,7 @@ def _run(config: Path) -> tuple[int, subprocess.CompletedProcess[str]]:
     """`defectd run --config FILE` to its end: its pid and what it said."""
     environ = {**os.environ, "PYTHONPATH": str(REPO)}
     environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    command = [sys.executable, "-m", "daemon.cli", "run", "--config", str(config)]
+    command = [sys.executable, "-m", "defectd.daemon.cli", "run", "--config", str(config)]
     with subprocess.Popen(
         command, cwd=REPO, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as process:

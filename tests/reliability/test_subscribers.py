@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import zmq
 
-from daemon.benchmarks.pipeline import CapacityRun, _config, _Heartbeats, _run_phase
-from daemon.events import decode_message
-from daemon.loopback import DaemonProcess, Listener, LoopbackPorts
-from daemon.subscriber import GapDetector
+from defectd.daemon.clients.subscriber import GapDetector
+from defectd.daemon.events import decode_message
+from defectd.daemon.tools.benchmarks.pipeline import CapacityRun, _config, _Heartbeats, _run_phase
+from defectd.daemon.tools.loopback import DaemonProcess, Listener, LoopbackPorts
 
 pytestmark = pytest.mark.slow
 # Sending time of each measured phase: the two with the slow subscriber together publish more

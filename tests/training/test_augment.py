@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.synth import SynthConfig, SyntheticLine
-from training.augment import (
+from defectd.engines.synth import SynthConfig, SyntheticLine
+from defectd.training.augment import (
     AugmentConfig,
     augment,
     brightness_contrast,

@@ -8,9 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training needs defectd[train] (torch)")
 
-from engines.severstal import SeverstalDataset  # noqa: E402
-from training.augment import AugmentConfig  # noqa: E402
-from training.data import (  # noqa: E402
+from defectd.engines.severstal import SeverstalDataset  # noqa: E402
+from defectd.training.augment import AugmentConfig  # noqa: E402
+from defectd.training.data import (  # noqa: E402
     FrameDataset,
     grey_statistics,
     positive_weights,

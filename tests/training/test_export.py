@@ -9,12 +9,12 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="export needs defectd[train] (torch)")
 
-from engines.backends.onnxruntime_backend import OnnxRuntimeEngine  # noqa: E402
-from engines.model_card import read_card  # noqa: E402
-from engines.synth import SyntheticLine  # noqa: E402
-from training.export import ExportError, export_model  # noqa: E402
-from training.model.graph import InferenceGraph  # noqa: E402
-from training.trainer import load_checkpoint  # noqa: E402
+from defectd.engines.backends.onnxruntime_backend import OnnxRuntimeEngine  # noqa: E402
+from defectd.engines.model_card import read_card  # noqa: E402
+from defectd.engines.synth import SyntheticLine  # noqa: E402
+from defectd.training.export import ExportError, export_model  # noqa: E402
+from defectd.training.model.graph import InferenceGraph  # noqa: E402
+from defectd.training.trainer import load_checkpoint  # noqa: E402
 
 
 def test_card_lists_files_thresholds_and_commands(tiny_model: Path) -> None:

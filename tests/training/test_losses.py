@@ -6,8 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training needs defectd[train] (torch)")
 
-from training.losses import SegmentationLoss, soft_dice_loss  # noqa: E402
-from training.model.model import ModelOutput  # noqa: E402
+from defectd.training.losses import SegmentationLoss, soft_dice_loss  # noqa: E402
+from defectd.training.model.model import ModelOutput  # noqa: E402
 
 
 def test_perfect_logits_beat_wrong_ones() -> None:

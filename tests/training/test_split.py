@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.split import stratified_split
+from defectd.training.split import stratified_split
 
 
 def make_classes() -> dict[str, tuple[int, ...]]:

@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training needs defectd[train] (torch)")
 
-from training.trainer import TrainConfig, Trainer, TrainError, load_checkpoint  # noqa: E402
+from defectd.training.trainer import TrainConfig, Trainer, TrainError, load_checkpoint  # noqa: E402
 
 
 def rows(run: Path) -> list[dict[str, str]]:
@@ -62,7 +62,7 @@ def test_config_errors_name_the_option(tiny_data: Path, tmp_path: Path) -> None:
 def test_fine_tuning_starts_from_a_checkpoint(
     tiny_run: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
-    from training.model.model import ModelConfig
+    from defectd.training.model.model import ModelConfig
 
     source_model, _, source = load_checkpoint(tiny_run)
     config = TrainConfig(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.postprocess import postprocess
-from engines.scoring import mask_dice
-from training.tune import Grid, Tuner, to_config
+from defectd.engines.postprocess import postprocess
+from defectd.engines.scoring import mask_dice
+from defectd.training.tune import Grid, Tuner, to_config
 
 H, W = 64, 128
 

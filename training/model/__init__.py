@@ -1,7 +1,7 @@
 """DeepLabV3+ in plain PyTorch: encoder registry, decoder blocks, heads and the model wiring."""
 
-from training.model.encoders import ENCODERS, build_encoder, load_imagenet_weights
-from training.model.model import DeepLabV3Plus, ModelConfig, ModelOutput, build_model
+from defectd.training.model.encoders import ENCODERS, build_encoder, load_imagenet_weights
+from defectd.training.model.model import DeepLabV3Plus, ModelConfig, ModelOutput, build_model
 
 __all__ = [
     "ENCODERS",

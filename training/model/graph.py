@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from training.model.model import DeepLabV3Plus, ModelOutput
+from defectd.training.model.model import DeepLabV3Plus, ModelOutput
 
 OUTPUT_NAMES = ("probs", "presence", "peak")
 INPUT_NAME = "frames"

@@ -9,14 +9,14 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from training.model.decoder import DeepLabV3PlusDecoder
-from training.model.encoders import (
+from defectd.training.model.decoder import DeepLabV3PlusDecoder
+from defectd.training.model.encoders import (
     ENCODERS,
     OUTPUT_STRIDES,
     build_encoder,
     load_imagenet_weights,
 )
-from training.model.heads import PresenceHead, SegmentationHead
+from defectd.training.model.heads import PresenceHead, SegmentationHead
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
+from defectd.daemon.cli import main
 
 
 def test_rle_suite_records_every_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

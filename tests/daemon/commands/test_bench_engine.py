@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
+from defectd.daemon.cli import main
 
 
 def test_engine_suite_prints_table_and_records(
@@ -37,7 +37,7 @@ def test_engine_is_not_a_default_suite(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit):
         main(["bench", "--help"])
     words = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
-    from daemon.commands.bench import DEFAULT_SUITES, SUITES
+    from defectd.daemon.commands.bench import DEFAULT_SUITES, SUITES
 
     assert "engine" in SUITES and "engine" not in DEFAULT_SUITES
     assert f"{', '.join(SUITES)} (default {', '.join(DEFAULT_SUITES)})" in words

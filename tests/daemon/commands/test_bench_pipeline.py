@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
+from defectd.daemon.cli import main
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.benchmarks.soak import Sample, growth, process_tree
-from daemon.cli import main
+from defectd.daemon.cli import main
+from defectd.daemon.tools.benchmarks.soak import Sample, growth, process_tree
 
 pytestmark = pytest.mark.slow
 

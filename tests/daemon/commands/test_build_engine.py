@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-import engines.backends.tensorrt_backend as tensorrt_backend
-import engines.selection as selection
-import engines.tensorrt_build as tensorrt_build
-from daemon import cli
-from engines.model_card import default_model_dir
-from engines.selection import EngineConfig, Platform, TensorRTSettings
+import defectd.engines.backends.tensorrt_backend as tensorrt_backend
+import defectd.engines.selection as selection
+import defectd.engines.tensorrt_build as tensorrt_build
+from defectd.daemon import cli
+from defectd.engines.model_card import default_model_dir
+from defectd.engines.selection import EngineConfig, Platform, TensorRTSettings
 
 HAS_TENSORRT = all(importlib.util.find_spec(name) for name in ("tensorrt", "pycuda"))
 CPU_ONLY = Platform(tensorrt=False, torch=False, torch_cuda=False, onnxruntime_cuda=False)

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daemon import cli
-from daemon.config import DEFAULT_CONFIG_PATH, load_config, parse_config
-from engines.model_card import default_model_dir, read_card
+from defectd.daemon import cli
+from defectd.daemon.config import DEFAULT_CONFIG_PATH, load_config, parse_config
+from defectd.engines.model_card import default_model_dir, read_card
 
-MODULE = "daemon.commands.check_config"
+MODULE = "defectd.daemon.commands.check_config"
 
 VALID = """\
 line:

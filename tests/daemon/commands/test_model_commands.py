@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from daemon.cli import main
-from engines.model_card import read_card
+from defectd.daemon.cli import main
+from defectd.engines.model_card import read_card
 
 pytest.importorskip("torch", reason="the tiny model is trained with defectd[train] (torch)")
 

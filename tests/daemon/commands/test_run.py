@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
+from defectd.daemon.cli import main
 
 
 def test_run_reports_config_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

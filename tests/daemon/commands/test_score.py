@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from daemon.cli import main
+from defectd.daemon.cli import main
 
 
 def write(path: Path, text: str) -> Path:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import zmq
 
-from daemon.cli import main
-from daemon.commands.simulate import stop_on_signals
-from daemon.protocol import read_message
-from engines.labels import read_labels
+from defectd.daemon.cli import main
+from defectd.daemon.commands.simulate import stop_on_signals
+from defectd.daemon.protocol import read_message
+from defectd.engines.labels import read_labels
 
 
 @pytest.fixture

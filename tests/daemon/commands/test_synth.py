@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from daemon.cli import main
-from engines.benchmarks import synth as synth_bench
+from defectd.daemon.cli import main
+from defectd.engines.benchmarks import synth as synth_bench
 
 
 def test_synth_writes_dataset_and_preview(

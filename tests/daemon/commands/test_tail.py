@@ -13,9 +13,9 @@ from dataclasses import replace
 import pytest
 import zmq
 
-from daemon.cli import main
-from daemon.events import TopicSequencer, decode_message, defect_events, encode
-from daemon.subscriber import format_event
+from defectd.daemon.cli import main
+from defectd.daemon.clients.subscriber import format_event
+from defectd.daemon.events import TopicSequencer, decode_message, defect_events, encode
 from tests.daemon.test_events import CLASSES, MODEL, RUN, Frame, defective_frame, status
 
 Publish = Callable[[zmq.Socket[bytes]], None]

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from daemon.slots import FrameMeta, SlotPool, SlotState
-from daemon.stages.inference import candidate_classes, worker_for
-from daemon.stages.receiver import FrameNote
-from engines.postprocess import ClassThresholds, PostprocessConfig
+from defectd.daemon.slots import FrameMeta, SlotPool, SlotState
+from defectd.daemon.stages.inference import candidate_classes, worker_for
+from defectd.daemon.stages.receiver import FrameNote
+from defectd.engines.postprocess import ClassThresholds, PostprocessConfig
 
 
 @pytest.fixture

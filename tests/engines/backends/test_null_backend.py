@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.backends.null_backend import NullEngine
-from engines.inference import Predictor
-from engines.postprocess import PostprocessConfig
+from defectd.engines.backends.null_backend import NullEngine
+from defectd.engines.inference import Predictor
+from defectd.engines.postprocess import PostprocessConfig
 
 
 def test_no_defects_for_any_frame() -> None:

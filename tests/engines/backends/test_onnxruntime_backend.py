@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.backends.onnxruntime_backend import OnnxRuntimeEngine
-from engines.model_card import read_card
+from defectd.engines.backends.onnxruntime_backend import OnnxRuntimeEngine
+from defectd.engines.model_card import read_card
 
 
 def test_runs_a_batch_and_reports_consistent_outputs(tiny_model: Path) -> None:

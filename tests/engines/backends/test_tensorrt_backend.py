@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import daemon.cli
-from daemon.cli import CommandError
-from daemon.commands import build_engine
-from engines.backends.onnxruntime_backend import OUTPUTS, OnnxRuntimeEngine
-from engines.backends.tensorrt_backend import TensorRTEngine, engine_key, ensure_engine
-from engines.engine_cache import EngineCache
-from engines.model_card import InputSpec, ModelCard, ModelFile, read_card
-from engines.postprocess import PostprocessConfig
-from engines.tensorrt_build import TensorRTUnavailable, gpu_identity
+from defectd.daemon import cli
+from defectd.daemon.cli import CommandError
+from defectd.daemon.commands import build_engine
+from defectd.engines.backends.onnxruntime_backend import OUTPUTS, OnnxRuntimeEngine
+from defectd.engines.backends.tensorrt_backend import TensorRTEngine, engine_key, ensure_engine
+from defectd.engines.engine_cache import EngineCache
+from defectd.engines.model_card import InputSpec, ModelCard, ModelFile, read_card
+from defectd.engines.postprocess import PostprocessConfig
+from defectd.engines.tensorrt_build import TensorRTUnavailable, gpu_identity
 
 HAS_TENSORRT = all(importlib.util.find_spec(name) for name in ("tensorrt", "pycuda"))
 no_tensorrt = pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT and pycuda are installed here")
@@ -91,7 +91,7 @@ def test_build_engine_without_tensorrt_prints_the_hint(
     ):
         args.handler(args)
     # Through the real CLI.
-    assert daemon.cli.main(["build-engine", "--model", str(tmp_path)]) == 2
+    assert cli.main(["build-engine", "--model", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and HINT in err and err.startswith("defectd build-engine: error:")
 

@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("torch", reason="the torch backend needs defectd[train] (torch)")
 
-from engines.backends.onnxruntime_backend import OnnxRuntimeEngine
-from engines.backends.torch_backend import TorchEngine
-from engines.model_card import read_card
+from defectd.engines.backends.onnxruntime_backend import OnnxRuntimeEngine
+from defectd.engines.backends.torch_backend import TorchEngine
+from defectd.engines.model_card import read_card
 
 
 def test_cpu_fp32_matches_onnxruntime(tiny_model: Path) -> None:

@@ -11,23 +11,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.backends.onnxruntime_backend import OnnxRuntimeEngine
-from engines.benchmarks.engine import (
+from defectd.engines.backends.onnxruntime_backend import OnnxRuntimeEngine
+from defectd.engines.benchmarks.engine import (
     EngineBenchResult,
     fp16_peak_tflops,
     run_engine_bench,
     summarise_batch,
     synthetic_frames,
 )
-from engines.benchmarks.engine_report import format_markdown
-from engines.benchmarks.naive import (
+from defectd.engines.benchmarks.engine_report import format_markdown
+from defectd.engines.benchmarks.naive import (
     float_input_onnx,
     fold_to_grey,
     notebook_preprocess,
     onnxruntime_runner,
     torch_runner,
 )
-from engines.model_card import read_card
+from defectd.engines.model_card import read_card
 
 
 def _check_batches(result: EngineBenchResult, sizes: list[int]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.synth import SynthConfig, SyntheticLine, image_id
+from defectd.engines.synth import SynthConfig, SyntheticLine, image_id
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_negative_seed_is_refused() -> None:
 
 
 def test_class_share_makes_a_rare_class_common() -> None:
-    from engines.synth.stats import class_set_probabilities
+    from defectd.engines.synth.stats import class_set_probabilities
 
     sets, p = class_set_probabilities(class_share=(2, 0.25))
     assert p.sum() == pytest.approx(1.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.synth import SynthConfig, SyntheticLine
+from defectd.engines.synth import SynthConfig, SyntheticLine
 
 
 def test_marks_paint_the_image_but_leave_masks_empty() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from engines.synth import SynthConfig, SyntheticLine, write_contact_sheet
+from defectd.engines.synth import SynthConfig, SyntheticLine, write_contact_sheet
 
 LEGEND, CAPTION, PANEL = 28, 22, 128  # px at scale 0.5
 

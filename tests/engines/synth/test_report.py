@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.synth import SyntheticLine
-from engines.synth.report import measure_line
+from defectd.engines.synth import SyntheticLine
+from defectd.engines.synth.report import measure_line
 
 
 def test_measure_line_matches_a_direct_count() -> None:

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.synth import SyntheticLine
-from engines.synth.stats import AREA_QUANTILES, CLASS_SET_COUNTS, TRAIN_SET_IMAGES
+from defectd.engines.synth import SyntheticLine
+from defectd.engines.synth.stats import AREA_QUANTILES, CLASS_SET_COUNTS, TRAIN_SET_IMAGES
 
 FRAMES = 600
 

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.rle import decode
-from engines.synth import SynthConfig, SyntheticLine, write_dataset
+from defectd.engines.rle import decode
+from defectd.engines.synth import SynthConfig, SyntheticLine, write_dataset
 
 COUNT = 12
 SEED = 8

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the model needs defectd[train] (torch)")
 
-from training.model import ModelConfig, build_model  # noqa: E402
+from defectd.training.model import ModelConfig, build_model  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch", reason="the model needs defectd[train] (tor
 
 import torch.nn.functional as F  # noqa: E402
 
-from training.model import ENCODERS, build_encoder, load_imagenet_weights  # noqa: E402
+from defectd.training.model import ENCODERS, build_encoder, load_imagenet_weights  # noqa: E402
 
 LAYERS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3), "resnet50": (3, 4, 6, 3)}
 

@@ -12,7 +12,7 @@ pytest.importorskip("onnx", reason="torch.onnx.export needs the onnx package")
 
 import onnxruntime as ort  # noqa: E402
 
-from training.model import ModelConfig, build_model  # noqa: E402
+from defectd.training.model import ModelConfig, build_model  # noqa: E402
 
 
 @pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export")

@@ -6,8 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the model needs defectd[train] (torch)")
 
-from training.model import ModelConfig, build_model  # noqa: E402
-from training.model.graph import InferenceGraph, Normalise, TrainingGraph  # noqa: E402
+from defectd.training.model import ModelConfig, build_model  # noqa: E402
+from defectd.training.model.graph import InferenceGraph, Normalise, TrainingGraph  # noqa: E402
 
 
 def test_normalise_uses_the_0_to_1_statistics() -> None:

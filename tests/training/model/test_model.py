@@ -9,8 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the model needs defectd[train] (torch)")
 
-from training.model import DeepLabV3Plus, ModelConfig, build_model  # noqa: E402
-from training.model.decoder import ASPP, atrous_rates  # noqa: E402
+from defectd.training.model import DeepLabV3Plus, ModelConfig, build_model  # noqa: E402
+from defectd.training.model.decoder import ASPP, atrous_rates  # noqa: E402
 
 
 class ModelTester:

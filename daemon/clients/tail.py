@@ -18,8 +18,8 @@ from typing import Literal, TextIO
 
 import zmq
 
-from daemon.events import MessageError, decode_message
-from daemon.subscriber import GapDetector, format_event, format_gap
+from defectd.daemon.clients.subscriber import GapDetector, format_event, format_gap
+from defectd.daemon.events import MessageError, decode_message
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5560"
 _POLL_MS = 100
@@ -84,7 +84,7 @@ def run_tail(
     gap_stream = err if config.json_lines else out
     curve = None
     if config.curve_server_key is not None and config.curve_client_key is not None:
-        from daemon.curve import load_key_pair, load_public_key
+        from defectd.daemon.curve import load_key_pair, load_public_key
 
         curve = (load_public_key(config.curve_server_key), load_key_pair(config.curve_client_key))
     own_context = context is None
@@ -97,7 +97,7 @@ def run_tail(
         socket.setsockopt(zmq.RCVHWM, config.rcvhwm)
         socket.setsockopt(zmq.LINGER, 0)
         if curve is not None:
-            from daemon.curve import make_client
+            from defectd.daemon.curve import make_client
 
             make_client(socket, curve[1], curve[0])
         for topic in config.topics:

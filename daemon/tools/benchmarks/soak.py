@@ -30,11 +30,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon.benchmarks.pipeline import CapacityRun, _config, _Heartbeats, _run_phase
-from daemon.loopback import DaemonProcess, Listener, LoopbackPorts, settled
-from daemon.simulator import Simulator, SimulatorConfig, SimulatorResult
-from daemon.slots import SHM_DIR
-from engines.benchmarks import machine_summary
+from defectd.daemon.clients.simulator import Simulator, SimulatorConfig, SimulatorResult
+from defectd.daemon.slots import SHM_DIR
+from defectd.daemon.tools.benchmarks.pipeline import CapacityRun, _config, _Heartbeats, _run_phase
+from defectd.daemon.tools.loopback import DaemonProcess, Listener, LoopbackPorts, settled
+from defectd.engines.benchmarks import machine_summary
 
 LOAD = 0.8  # share of the measured capacity offered
 RSS_GROWTH_LIMIT = 0.05  # RSS may grow this much over the window after warm-up

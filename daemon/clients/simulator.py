@@ -40,13 +40,13 @@ import numpy as np
 import numpy.typing as npt
 import zmq
 
-from daemon.protocol import ENCODINGS, FrameHeader, Rejected, header_to_json
-from daemon.topics import check_segment
-from engines.labels import NEW_HEADER, LabelTable, read_labels
-from engines.rle import encode as rle_encode
-from engines.severstal import list_images
-from engines.synth import SyntheticLine
-from engines.synth.stats import NUM_CLASSES
+from defectd.daemon.protocol import ENCODINGS, FrameHeader, Rejected, header_to_json
+from defectd.daemon.topics import check_segment
+from defectd.engines.labels import NEW_HEADER, LabelTable, read_labels
+from defectd.engines.rle import encode as rle_encode
+from defectd.engines.severstal import list_images
+from defectd.engines.synth import SyntheticLine
+from defectd.engines.synth.stats import NUM_CLASSES
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ def _curve_setup(config: SimulatorConfig) -> Callable[[zmq.Socket[bytes]], None]
     """What makes a camera socket CURVE (keys read once, before any socket), or None."""
     if config.curve_server_key is None:
         return None
-    from daemon.curve import load_key_pair, load_public_key, make_client, make_server
+    from defectd.daemon.curve import load_key_pair, load_public_key, make_client, make_server
 
     if config.bind:
         own = load_key_pair(config.curve_server_key)

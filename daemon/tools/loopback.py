@@ -2,7 +2,7 @@
 
 Shared by `defectd demo` (daemon/demo.py) and `defectd bench pipeline`
 (daemon/benchmarks/pipeline.py): both write a daemon config on free loopback ports, start
-the real daemon (`python -m daemon.cli run`), wait for ``/readyz``, listen to what it
+the real daemon (`python -m defectd.daemon.cli run`), wait for ``/readyz``, listen to what it
 publishes and stop it with SIGTERM (it drains frames in flight and exits 0).
 """
 
@@ -25,9 +25,9 @@ from typing import IO, Any
 import yaml
 import zmq
 
-from daemon.events import MessageError, decode_message
-from daemon.subscriber import GapDetector
-from daemon.topics import DEFECT, FRAME, STATUS, kind_of
+from defectd.daemon.clients.subscriber import GapDetector
+from defectd.daemon.events import MessageError, decode_message
+from defectd.daemon.topics import DEFECT, FRAME, STATUS, kind_of
 
 # Variables a parent's service manager or metrics setup may have set: the child daemon must
 # not ping systemd or share a metrics directory with anything else.
@@ -134,7 +134,7 @@ class DaemonProcess:
         )
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", "run", "--config", str(self.config_path)],
+            [sys.executable, "-m", "defectd.daemon.cli", "run", "--config", str(self.config_path)],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,

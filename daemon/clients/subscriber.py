@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.topics import DEFECT, FRAME, STATUS, kind_of
+from defectd.daemon.topics import DEFECT, FRAME, STATUS, kind_of
 
 
 def format_event(topic: str, payload: Mapping[str, Any], tz: dt.tzinfo | None = None) -> str:

@@ -26,16 +26,22 @@ from typing import Any
 
 import numpy as np
 
-from daemon.loopback import DaemonProcess, Listener, LoopbackPorts, line_config, settled
-from daemon.simulator import (
+from defectd.daemon.clients.simulator import (
     Simulator,
     SimulatorConfig,
     SimulatorResult,
     parse_truth_image_id,
     truth_image_id,
 )
-from engines.labels import LabelTable, read_labels
-from engines.scoring import score
+from defectd.daemon.tools.loopback import (
+    DaemonProcess,
+    Listener,
+    LoopbackPorts,
+    line_config,
+    settled,
+)
+from defectd.engines.labels import LabelTable, read_labels
+from defectd.engines.scoring import score
 
 READY_TIMEOUT_S = 180.0  # opening and warming an engine; TensorRT builds take longer
 SETTLE_TIMEOUT_S = 30.0  # after the last frame is sent, for the daemon to finish it

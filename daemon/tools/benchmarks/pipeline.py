@@ -29,9 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from daemon.loopback import DaemonProcess, Listener, LoopbackPorts, line_config, settled
-from daemon.simulator import Simulator, SimulatorConfig, SimulatorResult
-from engines.benchmarks import machine_summary
+from defectd.daemon.clients.simulator import Simulator, SimulatorConfig, SimulatorResult
+from defectd.daemon.tools.loopback import (
+    DaemonProcess,
+    Listener,
+    LoopbackPorts,
+    line_config,
+    settled,
+)
+from defectd.engines.benchmarks import machine_summary
 
 SUITE = "pipeline"
 CAPACITY_TARGET_FPS = 2000.0  # null engine, raw mono8 1600×256, 2 cores, simulator included
@@ -356,9 +362,9 @@ def _counts(status: dict[str, Any] | None) -> tuple[int, int, int, dict[str, int
 def _bare_engine(
     model_dir: Path | None, backend: str, batch: int, threads: int | None, seconds: float
 ) -> BareEngine:
-    from engines.benchmarks.engine import synthetic_frames, time_batch
-    from engines.model_card import default_model_dir, read_card
-    from engines.selection import EngineConfig, open_engine
+    from defectd.engines.benchmarks.engine import synthetic_frames, time_batch
+    from defectd.engines.model_card import default_model_dir, read_card
+    from defectd.engines.selection import EngineConfig, open_engine
 
     card = read_card(model_dir or default_model_dir())
     pool = synthetic_frames(card, 16, seed=31337)
