@@ -23,7 +23,7 @@ install: $(STAMP)
 # three defective frames of a small synthetic line. Under 2 minutes on 2 cores.
 demo: install
 	$(BIN)/defectd demo --out $(DEMO) --cameras 2 --fps 5 --seconds 25 --seed 7 \
-		--json-out $(DEMO)/summary.json
+		--json $(DEMO)/summary.json
 	$(BIN)/defectd synth --out $(DEMO)/line --count 12 --seed 7 --force
 	$(BIN)/defectd inspect --out $(DEMO)/inspect.png \
 		$$(cut -d, -f1 $(DEMO)/line/train.csv | tail -n +2 | uniq | head -3 | \
@@ -56,7 +56,8 @@ model: install
 		--name defectd-default --version 1.1.0
 	$(BIN)/defectd tune --model models/default --data $(MODEL_DATA)/synth-tune-2002
 	$(BIN)/defectd evaluate --model models/default --data $(MODEL_DATA)/synth-test-3003
-	$(BIN)/defectd bench model postprocess
+	$(BIN)/defectd bench model
+	$(BIN)/defectd bench postprocess
 
 # mypy cannot follow the import hook of an editable install, so it reads the package
 # through a view: .venv/typecheck/defectd/<part> -> the checkout's folder.
@@ -72,7 +73,7 @@ test: install lint
 	$(BIN)/python -m pytest
 
 bench: install
-	$(BIN)/defectd bench $(if $(wildcard ../shared/severstal/train.csv),--labels ../shared/severstal/train.csv)
+	$(BIN)/defectd bench micro $(if $(wildcard ../shared/severstal/train.csv),--labels ../shared/severstal/train.csv)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache .hypothesis

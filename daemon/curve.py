@@ -31,6 +31,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
 from defectd.daemon.ratelimit import RateLimitedLog
+from defectd.engines.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ PUBLIC_MODE = 0o644
 _WATCH_POLL_MS = 100
 
 
-class CurveKeyError(ValueError):
+class CurveKeyError(UserError, ValueError):
     """A key file or allow-list directory that cannot be used; the message names the file."""
 
 

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from defectd.daemon.metrics import CONTENT_TYPE
 from defectd.daemon.ratelimit import RateLimitedLog
+from defectd.engines.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ JSON = "application/json"
 ReadyCheck = Callable[[], Mapping[str, bool]]  # check name -> passes
 
 
-class HealthServerError(RuntimeError):
+class HealthServerError(UserError, RuntimeError):
     """The server could not start (typically: the port is taken)."""
 
 

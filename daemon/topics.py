@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import re
 
+from defectd.engines.errors import InvalidSetting
+
 SEPARATOR = "."
 MAX_SEGMENT = 64
 DEFECT = "defect"
@@ -56,7 +58,7 @@ def check_segment(text: str, what: str) -> str:
     publishing under a rewritten name.
     """
     if not is_clean_segment(text):
-        raise ValueError(
+        raise InvalidSetting(
             f"{what} {text!r} cannot be used in a topic: use 1 to {MAX_SEGMENT} characters "
             f"from A-Z a-z 0-9 _ - (for example {sanitise_segment(text)!r})"
         )

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from defectd.engines.errors import InvalidInput
 from defectd.engines.model_card import InputSpec
 
 BACKENDS = ("tensorrt", "torch", "onnxruntime", "null")
@@ -117,13 +118,13 @@ def as_batch(
         array = array[:, None]
     got = "×".join(map(str, array.shape)) + f" {array.dtype}"
     if array.dtype != np.uint8:
-        raise ValueError(f"model expects {expected} frames, got {got} (send raw 8-bit grey)")
+        raise InvalidInput(f"model expects {expected} frames, got {got} (send raw 8-bit grey)")
     if array.ndim != 4 or array.shape[1:] != (spec.channels, spec.height, spec.width):
-        raise ValueError(f"model expects {expected} frames, got {got}")
+        raise InvalidInput(f"model expects {expected} frames, got {got}")
     if array.shape[0] < 1:
-        raise ValueError("empty batch: send at least one frame")
+        raise InvalidInput("empty batch: send at least one frame")
     if max_batch is not None and array.shape[0] > max_batch:
-        raise ValueError(
+        raise InvalidInput(
             f"batch of {array.shape[0]} frames is over this engine's max_batch {max_batch}: "
             "split it, or open the engine with a larger max_batch"
         )

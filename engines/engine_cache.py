@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from defectd.engines.errors import InvalidInput, InvalidSetting, UserError
 from defectd.engines.files import atomic_write, write_json
 from defectd.engines.model_card import InputSpec
 
@@ -32,7 +33,7 @@ CACHE_FORMAT = 1
 Shape = tuple[int, int, int, int]
 
 
-class EngineCacheError(OSError):
+class EngineCacheError(UserError, OSError):
     """The cache directory cannot be used; the message names the fix."""
 
 
@@ -51,15 +52,15 @@ class ProfileShapes:
 def profile_shapes(spec: InputSpec, opt_batch: int, max_batch: int) -> ProfileShapes:
     """Batch 1 to `max_batch`, tuned for `opt_batch`; ValueError naming the fix."""
     if max_batch < 1:
-        raise ValueError(f"max_batch must be at least 1, got {max_batch}: set --max-batch")
+        raise InvalidSetting(f"max_batch must be at least 1, got {max_batch}: set --max-batch")
     if not 1 <= opt_batch <= max_batch:
-        raise ValueError(
+        raise InvalidSetting(
             f"opt_batch {opt_batch} is outside 1..max_batch ({max_batch}): set --opt-batch "
             "(engine.opt_batch) to the batch size the line usually fills"
         )
     frame = (spec.channels, spec.height, spec.width)
     if min(frame) < 1:
-        raise ValueError(f"model input {frame} has an empty axis; re-export the model")
+        raise InvalidInput(f"model input {frame} has an empty axis; re-export the model")
     return ProfileShapes((1, *frame), (opt_batch, *frame), (max_batch, *frame))
 
 

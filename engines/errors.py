@@ -15,3 +15,15 @@ from __future__ import annotations
 
 class UserError(Exception):
     """A problem the user can fix; the message says how."""
+
+
+class InvalidSetting(UserError, ValueError):
+    """An option, config key or model-card value outside what is allowed."""
+
+
+class MissingDependency(UserError, RuntimeError):
+    """A library, driver or device that is not installed here; the message names the install."""
+
+
+class InvalidInput(UserError, ValueError):
+    """A file, frame or data set that is not what it must be (shape, format, contents)."""

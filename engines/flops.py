@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from defectd.engines.errors import InvalidInput, MissingDependency
+
 ONNX_INSTALL_HINT = "counting FLOPs needs the onnx package: pip install onnx"
 MATRIX_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 _POOLS = ("MaxPool", "AveragePool", "LpPool")
@@ -41,7 +43,7 @@ _OTHER = (
 )
 
 
-class OnnxNotInstalled(RuntimeError):
+class OnnxNotInstalled(MissingDependency):
     """The optional onnx package is missing; the message says how to install it."""
 
 
@@ -85,7 +87,7 @@ def count_model_flops(model: Any) -> FlopCount:
     # Only the first input is the frames; later inputs may be weights (old IR versions).
     first = fixed.graph.input[0]
     if not first.type.tensor_type.shape.dim:
-        raise ValueError(f"input {first.name!r} has no shape: expected a batch axis first")
+        raise InvalidInput(f"input {first.name!r} has no shape: expected a batch axis first")
     batch_dim = first.type.tensor_type.shape.dim[0]
     frames = batch_dim.dim_value if batch_dim.HasField("dim_value") else 0
     if frames < 1:

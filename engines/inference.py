@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from defectd.engines.engine import Engine, EngineOutput
+from defectd.engines.errors import InvalidSetting
 from defectd.engines.labels import LabelTable
 from defectd.engines.postprocess import FrameDefects, PostprocessConfig, postprocess
 from defectd.engines.severstal import read_grey
@@ -32,7 +33,7 @@ def batches(
 ) -> Iterator[tuple[list[str], npt.NDArray[np.uint8]]]:
     """(ids, N×H×W uint8 frames) in order; DatasetError naming a bad file."""
     if batch_size < 1:
-        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+        raise InvalidSetting(f"batch size must be at least 1, got {batch_size}")
     for start in range(0, len(image_ids), batch_size):
         ids = list(image_ids[start : start + batch_size])
         yield ids, np.stack([read_grey(folder / i, shape) for i in ids])

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from defectd.engines.errors import UserError
 from defectd.engines.rle import SEVERSTAL_SHAPE, RLEError, decode_runs
 
 Layout = Literal["new", "old"]
@@ -27,7 +28,7 @@ OLD_HEADER = ("ImageId_ClassId", "EncodedPixels")
 MAX_REPORTED = 20
 
 
-class LabelError(ValueError):
+class LabelError(UserError, ValueError):
     """A label file with bad rows; `problems` holds one ``file:line: problem`` string each."""
 
     def __init__(self, path: Path, problems: list[str]) -> None:

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from defectd.engines.errors import UserError
 from defectd.engines.files import write_json
 from defectd.engines.postprocess import PostprocessConfig
 
@@ -26,7 +27,7 @@ CARD_FORMAT = 1
 PRECISIONS = ("fp32", "fp16")
 
 
-class ModelCardError(ValueError):
+class ModelCardError(UserError, ValueError):
     """A model directory or card that cannot be used; the message names the fix."""
 
 

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from defectd.engines.errors import InvalidInput
 from defectd.engines.postprocess import FrameDefects
 from defectd.engines.synth.preview import CLASS_COLOURS, CLASS_NAMES
 
@@ -83,7 +84,7 @@ def inspection_panel(image: npt.NDArray[np.uint8], defects: FrameDefects, title:
 def write_panels(panels: Sequence[BGRImage], path: Path) -> None:
     """Stack panels (with a gap) into one PNG/JPEG; OSError if it cannot be written."""
     if not panels:
-        raise ValueError("no panels to write")
+        raise InvalidInput("no panels to write")
     width = max(p.shape[1] for p in panels)
     gap = np.full((8, width, 3), 64, np.uint8)
     parts: list[BGRImage] = []

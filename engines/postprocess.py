@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from defectd.engines.errors import InvalidSetting
 from defectd.engines.rle import encode
 
 FloatArray = npt.NDArray[np.floating[Any]]
@@ -42,11 +43,11 @@ class ClassThresholds:
         for name in ("presence", "pixel"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"threshold {name} must be in [0, 1], got {value}")
+                raise InvalidSetting(f"threshold {name} must be in [0, 1], got {value}")
         for name in ("min_component_area", "min_mask_area"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be a whole number of pixels ≥ 0, got {value!r}")
+                raise InvalidSetting(f"{name} must be a whole number of pixels ≥ 0, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -73,9 +74,9 @@ class PostprocessConfig:
         for index, entry in enumerate(entries):
             unknown = sorted(set(entry) - known)
             if unknown:
-                raise ValueError(f"thresholds for class {index + 1}: unknown keys {unknown}")
+                raise InvalidSetting(f"thresholds for class {index + 1}: unknown keys {unknown}")
             if entry.get("class_id", index + 1) != index + 1:
-                raise ValueError(
+                raise InvalidSetting(
                     f"thresholds entry {index + 1} has class_id {entry['class_id']}; "
                     "list classes in order 1, 2, ..."
                 )
@@ -83,7 +84,7 @@ class PostprocessConfig:
             try:
                 classes.append(ClassThresholds(**values))
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"thresholds for class {index + 1}: {exc}") from None
+                raise InvalidSetting(f"thresholds for class {index + 1}: {exc}") from None
         return cls(tuple(classes))
 
 

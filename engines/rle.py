@@ -10,10 +10,12 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from defectd.engines.errors import UserError
+
 SEVERSTAL_SHAPE: tuple[int, int] = (256, 1600)
 
 
-class RLEError(ValueError):
+class RLEError(UserError, ValueError):
     """A malformed run-length string; the message names the offending token and why."""
 
 

@@ -14,13 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from defectd.engines.errors import UserError
 from defectd.engines.labels import LabelTable
 from defectd.engines.rle import SEVERSTAL_SHAPE, decode_runs
 
 MAX_NAMED = 10
 
 
-class ScoreError(ValueError):
+class ScoreError(UserError, ValueError):
     """Predictions that cannot be scored against the truth (e.g. images the truth lacks)."""
 
 

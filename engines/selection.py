@@ -22,6 +22,7 @@ from typing import Any
 from defectd.engines.backends.null_backend import NullEngine
 from defectd.engines.backends.onnxruntime_backend import OnnxRuntimeEngine, cuda_provider_available
 from defectd.engines.engine import BACKENDS, PRECISIONS, BaseEngine
+from defectd.engines.errors import InvalidSetting, MissingDependency
 from defectd.engines.model_card import ModelCard, read_card
 
 log = logging.getLogger(__name__)
@@ -54,21 +55,25 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         if self.backend not in CHOICES:
-            raise ValueError(f"engine.backend {self.backend!r} is not one of {', '.join(CHOICES)}")
+            raise InvalidSetting(
+                f"engine.backend {self.backend!r} is not one of {', '.join(CHOICES)}"
+            )
         if self.precision is not None and self.precision not in PRECISIONS:
-            raise ValueError(f"engine.precision {self.precision!r}: use fp32 or fp16")
+            raise InvalidSetting(f"engine.precision {self.precision!r}: use fp32 or fp16")
         if self.device is not None and self.device not in ("cpu", "cuda"):
-            raise ValueError(f"engine.device {self.device!r}: use cpu or cuda")
+            raise InvalidSetting(f"engine.device {self.device!r}: use cpu or cuda")
         if self.max_batch < 1:
-            raise ValueError(f"engine.max_batch must be at least 1, got {self.max_batch}")
+            raise InvalidSetting(f"engine.max_batch must be at least 1, got {self.max_batch}")
         if self.opt_batch is not None and not 1 <= self.opt_batch <= self.max_batch:
-            raise ValueError(
+            raise InvalidSetting(
                 f"engine.opt_batch must be in 1..max_batch ({self.max_batch}), got {self.opt_batch}"
             )
         if self.threads is not None and self.threads < 1:
-            raise ValueError(f"engine.threads must be at least 1, got {self.threads}")
+            raise InvalidSetting(f"engine.threads must be at least 1, got {self.threads}")
         if self.workspace_mb < 64:
-            raise ValueError(f"engine.workspace_mb must be at least 64, got {self.workspace_mb}")
+            raise InvalidSetting(
+                f"engine.workspace_mb must be at least 64, got {self.workspace_mb}"
+            )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> EngineConfig:
@@ -76,13 +81,13 @@ class EngineConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(
+            raise InvalidSetting(
                 f"engine: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
         try:
             return cls(**dict(values))
         except TypeError as exc:
-            raise ValueError(f"engine: {exc}") from None
+            raise InvalidSetting(f"engine: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -166,12 +171,12 @@ def choose_backend(config: EngineConfig, platform: Platform) -> Choice:
         else:
             backend, reason = "onnxruntime", "auto: no GPU backend usable; ONNX Runtime on CPU"
     if backend == "tensorrt" and not platform.tensorrt:
-        raise RuntimeError(
+        raise MissingDependency(
             f"engine.backend tensorrt: TensorRT/pycuda or an NVIDIA GPU is missing; "
             f"{GPU_INSTALL_HINT}, or use backend auto"
         )
     if backend == "torch" and not platform.torch:
-        raise RuntimeError(
+        raise MissingDependency(
             "engine.backend torch: PyTorch is not installed; pip install 'defectd[train]' "
             "(CPU) or a CUDA torch build, or use backend onnxruntime"
         )
@@ -186,15 +191,15 @@ def choose_backend(config: EngineConfig, platform: Platform) -> Choice:
         else:
             device = "cpu"  # null
     if backend == "tensorrt" and device != "cuda":
-        raise ValueError("engine.backend tensorrt runs on the GPU: remove engine.device cpu")
+        raise InvalidSetting("engine.backend tensorrt runs on the GPU: remove engine.device cpu")
     precision = config.precision or ("fp16" if device == "cuda" else "fp32")
     if backend == "tensorrt" and precision != "fp16":
-        raise ValueError(
+        raise InvalidSetting(
             "engine.backend tensorrt builds from model.fp16.onnx: set engine.precision fp16 "
             "(or leave it unset)"
         )
     if backend == "torch" and device == "cpu" and precision == "fp16":
-        raise ValueError("torch fp16 needs CUDA: set engine.precision fp32 on the CPU")
+        raise InvalidSetting("torch fp16 needs CUDA: set engine.precision fp32 on the CPU")
     return Choice(backend, device, precision, reason)
 
 
@@ -212,18 +217,18 @@ def check_model_fits(card: ModelCard, frames: FrameFormat) -> None:
     """ValueError saying what the model expects when it cannot take these frames."""
     spec = card.input
     if (frames.height, frames.width) != spec.shape:
-        raise ValueError(
+        raise InvalidSetting(
             f"model {card.name} {card.version} takes {spec.width}×{spec.height} frames, "
             f"the cameras are configured for {frames.width}×{frames.height}: use a model "
             "trained for that frame size, or fix the camera width/height in the config"
         )
     if frames.channels != spec.channels:
-        raise ValueError(
+        raise InvalidSetting(
             f"model {card.name} {card.version} takes {spec.channels}-channel frames, the "
             f"cameras send {frames.channels}: configure mono8 (grey) frames"
         )
     if frames.classes is not None and tuple(frames.classes) != tuple(card.classes):
-        raise ValueError(
+        raise InvalidSetting(
             f"model {card.name} {card.version} has classes {list(card.classes)}, the config "
             f"expects {list(frames.classes)}: update the config's class names or the model"
         )
@@ -241,7 +246,7 @@ def open_engine(
     """
     if model is None:
         if config.backend != "null":
-            raise ValueError(f"engine.backend {config.backend} needs a model directory")
+            raise InvalidSetting(f"engine.backend {config.backend} needs a model directory")
         engine: BaseEngine = NullEngine(max_batch=config.max_batch)
         log.info("engine: %s (engine.backend is null)", engine.info.describe())
         return engine

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from defectd.engines.errors import UserError
 from defectd.engines.labels import LabelTable, read_labels
 from defectd.engines.masks import present_classes
 from defectd.engines.rle import SEVERSTAL_SHAPE, decode
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset folder or image that does not match the Severstal layout."""
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from defectd.engines.engine_cache import ProfileShapes
+from defectd.engines.errors import MissingDependency, UserError
 from defectd.engines.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,11 @@ INPUT_NAME = "frames"
 INSTALL_HINT = "pip install defectd[gpu] (needs an NVIDIA GPU and driver)"
 
 
-class TensorRTError(RuntimeError):
+class TensorRTError(UserError, RuntimeError):
     """A TensorRT step failed; the message says which and what to do."""
 
 
-class TensorRTUnavailable(TensorRTError):
+class TensorRTUnavailable(TensorRTError, MissingDependency):
     """TensorRT, pycuda or a usable NVIDIA GPU is missing."""
 
 

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from defectd.engines.errors import InvalidSetting
 from defectd.engines.masks import present_classes
 
 Image = npt.NDArray[np.uint8]
@@ -34,13 +35,13 @@ class AugmentConfig:
         for name in ("hflip", "vflip", "blackout", "defect_crop"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"AugmentConfig.{name} is a probability, got {value}")
+                raise InvalidSetting(f"AugmentConfig.{name} is a probability, got {value}")
         for name in ("brightness", "contrast"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
-                raise ValueError(f"AugmentConfig.{name} must be in [0, 1), got {value}")
+                raise InvalidSetting(f"AugmentConfig.{name} must be in [0, 1), got {value}")
         if self.crop is not None and min(self.crop) < 1:
-            raise ValueError(
+            raise InvalidSetting(
                 f"AugmentConfig.crop must be positive (height, width), got {self.crop}"
             )
 
@@ -59,7 +60,7 @@ def random_crop(
     height, width = image.shape
     crop_h, crop_w = size
     if crop_h > height or crop_w > width:
-        raise ValueError(f"crop {crop_h}x{crop_w} is larger than the frame {height}x{width}")
+        raise InvalidSetting(f"crop {crop_h}x{crop_w} is larger than the frame {height}x{width}")
     top_range, left_range = (0, height - crop_h), (0, width - crop_w)
     if around is not None:
         row, col = around

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from defectd.engines.errors import InvalidInput
 from defectd.engines.rle import decode_runs
 from defectd.engines.severstal import SeverstalDataset
 from defectd.training.augment import AugmentConfig, augment
@@ -109,7 +110,7 @@ def positive_weights(
 def grey_statistics(dataset: SeverstalDataset, image_ids: Sequence[str]) -> tuple[float, float]:
     """(mean, std) of the grey values on a 0..1 scale, over at most 200 evenly spaced images."""
     if not image_ids:
-        raise ValueError("no images to measure the grey statistics on")
+        raise InvalidInput("no images to measure the grey statistics on")
     step = max(1, len(image_ids) // 200)
     pixels = np.concatenate(
         [dataset.load_image(i).reshape(-1)[::7] for i in list(image_ids)[::step]]

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from defectd.engines.errors import InvalidSetting
+
 
 def stratified_split(
     classes_by_image: Mapping[str, tuple[int, ...]], val_fraction: float, seed: int
@@ -21,7 +23,7 @@ def stratified_split(
     Every combination with at least two images puts at least one in each part.
     """
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), e.g. 0.15, got {val_fraction}")
+        raise InvalidSetting(f"val_fraction must be in (0, 1), e.g. 0.15, got {val_fraction}")
     groups: dict[tuple[int, ...], list[str]] = defaultdict(list)
     for image_id, classes in classes_by_image.items():
         groups[tuple(sorted(classes))].append(image_id)

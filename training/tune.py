@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from defectd.engines.errors import InvalidInput
 from defectd.engines.postprocess import ClassThresholds, PostprocessConfig
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class Tuner:
     ) -> None:
         """One frame: C×H×W probabilities, C presence scores, C×H×W 0/1 truth masks."""
         if probs.shape != truth.shape or probs.shape[0] != self.num_classes:
-            raise ValueError(
+            raise InvalidInput(
                 f"probabilities {probs.shape} and truth {truth.shape} must both be "
                 f"{self.num_classes}×H×W"
             )
@@ -122,7 +123,7 @@ class Tuner:
     def solve(self, min_recall: float | None = None) -> list[ClassResult]:
         """The best thresholds per class (see the module docstring)."""
         if self.frames == 0:
-            raise ValueError("no frames to tune on")
+            raise InvalidInput("no frames to tune on")
         return [self._solve_class(c, min_recall) for c in range(self.num_classes)]
 
     def _solve_class(self, c: int, min_recall: float | None) -> ClassResult:

@@ -20,6 +20,7 @@ import zmq
 
 from defectd.daemon.clients.subscriber import GapDetector, format_event, format_gap
 from defectd.daemon.events import MessageError, decode_message
+from defectd.engines.errors import InvalidSetting
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5560"
 _POLL_MS = 100
@@ -44,15 +45,15 @@ class TailConfig:
 
     def __post_init__(self) -> None:
         if not self.topics:
-            raise ValueError('give at least one topic prefix ("" for everything)')
+            raise InvalidSetting('give at least one topic prefix ("" for everything)')
         if self.count is not None and self.count < 1:
-            raise ValueError(f"count must be at least 1, got {self.count}")
+            raise InvalidSetting(f"count must be at least 1, got {self.count}")
         if self.timeout_s is not None and not self.timeout_s > 0:
-            raise ValueError(f"timeout must be positive seconds, got {self.timeout_s}")
+            raise InvalidSetting(f"timeout must be positive seconds, got {self.timeout_s}")
         if self.rcvhwm < 1:
-            raise ValueError(f"rcvhwm must be at least 1, got {self.rcvhwm}")
+            raise InvalidSetting(f"rcvhwm must be at least 1, got {self.rcvhwm}")
         if (self.curve_server_key is None) != (self.curve_client_key is None):
-            raise ValueError(
+            raise InvalidSetting(
                 "CURVE needs both keys: the daemon's public .key (curve_server_key) and this "
                 "subscriber's .key_secret (curve_client_key)"
             )
@@ -105,7 +106,7 @@ def run_tail(
         try:
             socket.connect(config.endpoint)
         except zmq.ZMQError as exc:
-            raise ValueError(
+            raise InvalidSetting(
                 f"cannot connect to {config.endpoint!r}: {exc}; write the daemon's publish "
                 "endpoint as tcp://HOST:PORT"
             ) from None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from defectd.daemon.commands.output import STDOUT, add_json_option, emit_json, to_stdout
 from defectd.daemon.commands.simulate import stop_on_signals
 from defectd.daemon.tools.liveline import LiveLine
 from defectd.engines.selection import CHOICES
@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--threads", type=int, help="engine CPU threads (default: all)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when usable")
-    parser.add_argument("--json-out", type=Path, help="also write the whole summary as JSON")
+    add_json_option(parser, "the whole summary")
     parser.add_argument("--quiet", action="store_true", help="no live status line")
     parser.set_defaults(handler=run)
 
@@ -90,11 +90,11 @@ def run(args: argparse.Namespace) -> int:
         summary = run_demo(config, stop, status)
     if status is not None:
         status.finish()
-    print(format_summary(summary))
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
-        print(f"summary JSON: {args.json_out}")
+    if not to_stdout(args):
+        print(format_summary(summary))
+    emit_json(args, summary.to_dict())
+    if args.json not in (None, STDOUT):
+        print(f"summary JSON: {args.json}")
     return 0 if _clean(summary) else 1
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from defectd.daemon.commands.model_options import add_model_arguments, open_model, progress_bar
+from defectd.daemon.commands.output import add_json_option, emit_json, to_stdout
 from defectd.daemon.commands.score import format_report
 from defectd.engines.inference import to_labels
 from defectd.engines.labels import write_labels
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_model_arguments(parser)
     parser.add_argument("--data", type=Path, required=True, help="Severstal-layout folder")
     parser.add_argument("--save-pred", type=Path, help="also write the predictions as CSV")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_json_option(parser, "the report")
     parser.set_defaults(handler=run)
 
 
@@ -59,20 +59,19 @@ def run(args: argparse.Namespace) -> int:
         write_labels(args.save_pred, pred, layout="old")
     report = score(dataset.labels, pred, dataset.image_ids, card.input.shape)
     confusion = class_confusion(dataset.labels, pred, dataset.image_ids)
-    if args.json:
-        out = report.to_dict()
-        out.update(
-            model=card.name,
-            version=card.version,
-            precision=args.precision,
-            data=str(args.data),
-            confusion=confusion,
-        )
-        print(json.dumps(out, indent=2))
-    else:
+    if not to_stdout(args):
         truth_csv = dataset.root / "train.csv"
         pred_name = Path(f"{card.name} {card.version} ({args.precision})")
         print(format_report(report, truth_csv, pred_name, f" (+ images in {dataset.images_dir})"))
         print()
         print(format_confusion(confusion))
+    out = report.to_dict()
+    out.update(
+        model=card.name,
+        version=card.version,
+        precision=args.precision,
+        data=str(args.data),
+        confusion=confusion,
+    )
+    emit_json(args, out)
     return 0

@@ -7,6 +7,7 @@ import argparse
 
 from tqdm import tqdm
 
+from defectd.daemon.cli import CommandError
 from defectd.engines.inference import Predictor
 from defectd.engines.model_card import ModelCard, default_model_dir, read_card
 from defectd.engines.selection import CHOICES, EngineConfig, open_engine
@@ -42,9 +43,9 @@ def open_model(args: argparse.Namespace) -> tuple[ModelCard, Predictor]:
     """Read and verify the card, open the engine, pair it with the card's thresholds."""
     card = read_card(args.model or default_model_dir())
     if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+        raise CommandError(f"--threads must be at least 1, got {args.threads}")
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+        raise CommandError(f"--batch-size must be at least 1, got {args.batch_size}")
     config = EngineConfig(
         backend=args.backend,
         precision=args.precision,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from defectd.daemon.cli import CommandError
 from defectd.daemon.commands.model_options import add_model_arguments, open_model, progress_bar
 from defectd.engines.files import atomic_write
 from defectd.engines.inference import to_labels
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     card, predictor = open_model(args)
     ids = list_images(args.images)
     if not ids:
-        raise ValueError(f"{args.images} holds no .jpg/.jpeg/.png images")
+        raise CommandError(f"{args.images} holds no .jpg/.jpeg/.png images")
     with progress_bar(args, len(ids), "predict") as bar:
         table = to_labels(
             predictor.run_folder(args.images, ids, args.batch_size, progress=bar.update),

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from defectd.daemon.commands.output import add_json_option, emit_json, to_stdout
 from defectd.engines.labels import read_labels
 from defectd.engines.scoring import ScoreReport, score
 from defectd.engines.severstal import list_images
@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--shape", type=parse_shape, default=(256, 1600), help="image HxW (default 256x1600)"
     )
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_json_option(parser, "the report")
     parser.set_defaults(handler=run)
 
 
@@ -90,9 +90,8 @@ def run(args: argparse.Namespace) -> int:
         images_dir = args.truth.parent / "train_images"
     extra = list_images(images_dir) if images_dir is not None else []
     report = score(truth, pred, extra, args.shape)
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
+    if not to_stdout(args):
         images_from = f" (+ images in {images_dir})" if images_dir is not None else ""
         print(format_report(report, args.truth, args.pred, images_from))
+    emit_json(args, report.to_dict())
     return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
+from defectd.daemon.cli import CommandError
 from defectd.daemon.protocol import ENCODINGS
 from defectd.daemon.tools.liveline import LiveLine
 
@@ -160,7 +161,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     from defectd.daemon.clients.simulator import SimulatorConfig
 
     if args.camera_ids is None and args.cameras < 1:
-        raise ValueError(f"--cameras must be at least 1, got {args.cameras}")
+        raise CommandError(f"--cameras must be at least 1, got {args.cameras}")
     cameras = args.camera_ids or tuple(f"cam{i}" for i in range(args.cameras))
     if args.bind is not None or args.connect is not None:
         bind, endpoint = args.bind is not None, args.bind or args.connect

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from defectd.daemon.cli import CommandError
 from defectd.engines.synth import SynthConfig, SyntheticLine, write_contact_sheet, write_dataset
 from defectd.engines.synth.report import measure_line
 
@@ -61,19 +62,19 @@ def _class_share(text: str) -> tuple[int, float]:
 def run(args: argparse.Namespace) -> int:
     """Write the dataset and/or the preview, then print a one-paragraph summary."""
     if args.out is None and args.preview is None and not args.stats:
-        raise ValueError(
+        raise CommandError(
             "nothing to do: give --out DIR --count N, --preview FILE.png, or --stats --count N"
         )
     if (args.out is not None or args.stats) and args.count is None:
-        raise ValueError("--out and --stats need --count N (how many frames)")
+        raise CommandError("--out and --stats need --count N (how many frames)")
     if args.count is not None and args.count < 1:
-        raise ValueError(f"--count must be at least 1, got {args.count}")
+        raise CommandError(f"--count must be at least 1, got {args.count}")
     if args.seed < 0:
-        raise ValueError(f"--seed must be non-negative, got {args.seed}")
+        raise CommandError(f"--seed must be non-negative, got {args.seed}")
     if args.preview_count < 1:
-        raise ValueError(f"--preview-count must be at least 1, got {args.preview_count}")
+        raise CommandError(f"--preview-count must be at least 1, got {args.preview_count}")
     if args.preview is not None and args.preview.suffix.lower() != ".png":
-        raise ValueError(f"--preview {args.preview} must end in .png")
+        raise CommandError(f"--preview {args.preview} must end in .png")
 
     config = SynthConfig(class_share=args.class_share)
     SyntheticLine(args.seed, config)  # checks the share before any file is touched

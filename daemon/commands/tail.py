@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import threading
 from pathlib import Path
+from typing import TextIO
 
+from defectd.daemon.commands.output import STDOUT
 from defectd.daemon.commands.simulate import stop_on_signals
 
 _ENDPOINT = "tcp://127.0.0.1:5560"  # daemon.tail.DEFAULT_ENDPOINT, without importing zmq
@@ -36,7 +39,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="topic prefix, repeatable, e.g. defect.line1. or status (default: everything)",
     )
     parser.add_argument(
-        "--json", action="store_true", help="print each message's JSON, one per line"
+        "--json",
+        metavar="FILE",
+        help="write each message's JSON, one per line, to FILE in place of the formatted "
+        "lines (- for standard output)",
     )
     parser.add_argument("--count", type=int, help="stop after N messages")
     parser.add_argument(
@@ -69,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     config = TailConfig(
         endpoint=args.connect,
         topics=tuple(args.topic) if args.topic else ("",),
-        json_lines=args.json,
+        json_lines=args.json is not None,
         count=args.count,
         timeout_s=args.timeout,
         utc=args.utc,
@@ -77,8 +83,12 @@ def run(args: argparse.Namespace) -> int:
         curve_client_key=args.curve_client_key,
     )
     stop = threading.Event()
-    with stop_on_signals(stop):
-        result = run_tail(config, sys.stdout, sys.stderr, stop)
+    with contextlib.ExitStack() as stack:
+        out: TextIO = sys.stdout
+        if args.json not in (None, STDOUT):
+            out = stack.enter_context(open(args.json, "a", encoding="utf-8"))
+        stack.enter_context(stop_on_signals(stop))
+        result = run_tail(config, out, sys.stderr, stop)
     summary = f"tail: {result.printed:,} message(s), {result.missed:,} missed"
     if result.restarts:
         summary += f", {result.restarts:,} publisher restart(s)"

@@ -6,6 +6,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from defectd.daemon.cli import CommandError
 from defectd.daemon.commands.model_options import add_model_arguments, open_model, progress_bar
 from defectd.engines.inference import batches
 from defectd.engines.model_card import write_card
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from defectd.training.tune import Tuner, to_config
 
     if args.min_recall is not None and not 0.0 < args.min_recall <= 1.0:
-        raise ValueError(f"--min-recall must be in (0, 1], e.g. 0.95, got {args.min_recall}")
+        raise CommandError(f"--min-recall must be in (0, 1], e.g. 0.95, got {args.min_recall}")
     card, predictor = open_model(args)
     dataset = SeverstalDataset(args.data, shape=card.input.shape, num_classes=card.num_classes)
     tuner = Tuner(card.num_classes)

@@ -13,6 +13,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from defectd.engines.engine import BaseEngine, EngineInfo, EngineOutput
+from defectd.engines.errors import InvalidInput, InvalidSetting, MissingDependency
 from defectd.engines.model_card import InputSpec, ModelCard
 
 OUTPUTS = ("probs", "presence", "peak")
@@ -41,11 +42,11 @@ class OnnxRuntimeEngine(BaseEngine):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: ONNX file not found")
         if threads is not None and threads < 1:
-            raise ValueError(f"ONNX Runtime threads must be at least 1, got {threads}")
+            raise InvalidSetting(f"ONNX Runtime threads must be at least 1, got {threads}")
         if device not in ("cpu", "cuda"):
-            raise ValueError(f"onnxruntime device must be cpu or cuda, got {device!r}")
+            raise InvalidSetting(f"onnxruntime device must be cpu or cuda, got {device!r}")
         if device == "cuda" and not cuda_provider_available():
-            raise RuntimeError(
+            raise MissingDependency(
                 "onnxruntime device cuda: this onnxruntime has no CUDAExecutionProvider; "
                 "pip install onnxruntime-gpu (in place of onnxruntime), or use device cpu"
             )
@@ -60,7 +61,7 @@ class OnnxRuntimeEngine(BaseEngine):
         )
         names = [o.name for o in self.session.get_outputs()]
         if tuple(names) != OUTPUTS:
-            raise ValueError(f"{path}: outputs {names}, expected {list(OUTPUTS)}; re-export it")
+            raise InvalidInput(f"{path}: outputs {names}, expected {list(OUTPUTS)}; re-export it")
         self.input_name = self.session.get_inputs()[0].name
         precision = "fp16" if "float16" in self.session.get_outputs()[0].type else "fp32"
         super().__init__(

@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from defectd.engines.engine import BaseEngine, EngineInfo, EngineOutput, as_batch
 from defectd.engines.engine_cache import CacheKey, EngineCache, io_buffer_sizes, profile_shapes
+from defectd.engines.errors import InvalidSetting
 from defectd.engines.model_card import InputSpec, ModelCard
 from defectd.engines.tensorrt_build import (
     INPUT_NAME,
@@ -117,7 +118,7 @@ class TensorRTEngine(BaseEngine):
         model: str = "",
     ) -> None:
         if max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+            raise InvalidSetting(f"max_batch must be at least 1, got {max_batch}")
         trt = import_tensorrt()
         self._cuda = import_cuda()
         gpu = self._cuda.Device(0)

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from defectd.engines.engine import BaseEngine, EngineInfo, EngineOutput
+from defectd.engines.errors import InvalidSetting, MissingDependency
 from defectd.engines.model_card import InputSpec, ModelCard
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def import_torch() -> Any:
     try:
         import torch
     except ImportError as exc:
-        raise RuntimeError(TORCH_INSTALL_HINT) from exc
+        raise MissingDependency(TORCH_INSTALL_HINT) from exc
     return torch
 
 
@@ -84,20 +85,20 @@ class TorchEngine(BaseEngine):
                 f"{path}: TorchScript file not found; re-run `defectd export` for this model"
             )
         if device not in ("cpu", "cuda"):
-            raise ValueError(f"torch device must be cpu or cuda, got {device!r}")
+            raise InvalidSetting(f"torch device must be cpu or cuda, got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(
+            raise MissingDependency(
                 "torch device cuda: this torch has no usable CUDA (CPU build, or no GPU/driver); "
                 "use device cpu, or install a CUDA build of torch"
             )
         if precision == "fp16" and device == "cpu":
-            raise ValueError(
+            raise InvalidSetting(
                 "torch fp16 runs on CUDA only; on the CPU use precision fp32 "
                 "(or the onnxruntime backend)"
             )
         if threads is not None:
             if threads < 1:
-                raise ValueError(f"torch threads must be at least 1, got {threads}")
+                raise InvalidSetting(f"torch threads must be at least 1, got {threads}")
             torch.set_num_threads(threads)
         self._torch = torch
         self._device = torch.device(device)

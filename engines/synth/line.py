@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from defectd.engines.errors import InvalidSetting
 from defectd.engines.masks import present_classes
 from defectd.engines.synth.defects import PAINTERS, outline
 from defectd.engines.synth.marks import FOOTPRINT_LEVEL, MARK_PAINTERS
@@ -53,11 +54,11 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         if self.height < 64 or self.width < 64:
-            raise ValueError(
+            raise InvalidSetting(
                 f"SynthConfig frame {self.height}×{self.width} is too small: use at least 64×64"
             )
         if self.defect_free_share is not None and not 0.0 <= self.defect_free_share <= 1.0:
-            raise ValueError(
+            raise InvalidSetting(
                 f"SynthConfig.defect_free_share={self.defect_free_share}: use a share in "
                 "[0, 1], or None for the real 47%"
             )
@@ -70,7 +71,7 @@ class SynthConfig:
         )
         for name, value, low, high in checks:
             if not low <= value <= high:
-                raise ValueError(f"SynthConfig.{name}={value}: use a value in [{low}, {high}]")
+                raise InvalidSetting(f"SynthConfig.{name}={value}: use a value in [{low}, {high}]")
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ class SyntheticLine:
 
     def __init__(self, seed: int, config: SynthConfig = SynthConfig()) -> None:
         if not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+            raise InvalidSetting(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = seed
         self.config = config
         self._texture = StripTexture(

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from defectd.engines.errors import InvalidSetting
 from defectd.engines.synth.line import SynthFrame
 from defectd.engines.synth.stats import NUM_CLASSES
 
@@ -74,11 +75,11 @@ def write_contact_sheet(
     """
     path = Path(path)
     if path.suffix.lower() != ".png":
-        raise ValueError(f"contact sheet {path} must be a .png file: change its extension")
+        raise InvalidSetting(f"contact sheet {path} must be a .png file: change its extension")
     if not frames:
-        raise ValueError("no frames to show: pass at least one frame")
+        raise InvalidSetting("no frames to show: pass at least one frame")
     if not 0.05 <= scale <= 2.0:
-        raise ValueError(f"scale {scale} is out of range: use 0.05 to 2")
+        raise InvalidSetting(f"scale {scale} is out of range: use 0.05 to 2")
     panels = [_panel(f, scale, show_marks) for f in frames]
     width = max(p.shape[1] for p in panels)
     panels = [np.pad(p, ((0, 0), (0, width - p.shape[1]), (0, 0))) for p in panels]

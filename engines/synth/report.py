@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from defectd.engines.errors import InvalidSetting
 from defectd.engines.synth.line import SyntheticLine
 from defectd.engines.synth.stats import (
     AREA_QUANTILE_LEVELS,
@@ -57,7 +58,7 @@ def measure_line(
 ) -> LineStatistics:
     """Generate frames 0..count-1 of `line` and measure them (nothing is written)."""
     if count < 1:
-        raise ValueError(f"count must be at least 1, got {count}")
+        raise InvalidSetting(f"count must be at least 1, got {count}")
     class_frames = [0] * NUM_CLASSES
     areas: list[list[int]] = [[] for _ in range(NUM_CLASSES)]
     defect_free = overlapping = 0

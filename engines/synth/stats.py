@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from defectd.engines.errors import InvalidSetting
+
 NUM_CLASSES = 4
 REFERENCE_SHAPE: tuple[int, int] = (256, 1600)  # areas below are in pixels of this frame
 
@@ -95,14 +97,14 @@ def class_set_probabilities(
     if class_share is not None:
         class_id, share = class_share
         if class_id not in range(1, NUM_CLASSES + 1) or not 0.0 <= share <= 1.0:
-            raise ValueError(
+            raise InvalidSetting(
                 f"class share {class_id}={share}: use a class in 1..{NUM_CLASSES} and a share "
                 "in [0, 1], e.g. 2=0.2"
             )
         has = np.array([class_id in classes for classes in sets])
         rest = p[~has].sum()
         if share < 1.0 and rest == 0.0:
-            raise ValueError(f"class share {class_id}={share}: every frame already has it")
+            raise InvalidSetting(f"class share {class_id}={share}: every frame already has it")
         p[has] *= share / p[has].sum()
         p[~has] *= (1.0 - share) / rest if rest else 0.0
     return sets, p

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 
+from defectd.engines.errors import InvalidInput, InvalidSetting
 from defectd.engines.files import atomic_write
 from defectd.engines.labels import LabelTable, write_labels
 from defectd.engines.rle import encode
@@ -44,10 +45,10 @@ def _prepare(out: Path, overwrite: bool) -> Path:
     """Create out/train_images, refusing to mix with an earlier dataset unless told to."""
     images = out / "train_images"
     if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} is a file: give a directory for the dataset")
+        raise InvalidInput(f"{out} is a file: give a directory for the dataset")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise ValueError(
+            raise InvalidInput(
                 f"{out} is not empty: use an empty directory or --force (overwrite=True) "
                 "to replace its train.csv and train_images/*.jpg"
             )
@@ -76,9 +77,9 @@ def write_dataset(
     `progress(n)` is called with the number of frames written so far.
     """
     if count < 1:
-        raise ValueError(f"count must be at least 1, got {count}")
+        raise InvalidSetting(f"count must be at least 1, got {count}")
     if not 1 <= jpeg_quality <= 100:
-        raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
+        raise InvalidSetting(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
     out = Path(out)
     images = _prepare(out, overwrite)
     line = SyntheticLine(seed, config)

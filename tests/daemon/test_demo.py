@@ -59,7 +59,7 @@ def test_onnxruntime_demo_command_prints_and_writes_the_summary(
     json_out = tmp_path / "summary.json"
     args = ["demo", "--out", str(tmp_path / "demo"), "--frames", "3", "--fps", "10"]
     args += ["--max-batch", "2", "--threads", "1", "--seed", "5", "--quiet"]
-    assert main([*args, "--json-out", str(json_out)]) == 0
+    assert main([*args, "--json", str(json_out)]) == 0
     printed = capsys.readouterr().out
     assert "frames: sent 6, received 6, processed 6, dropped none" in printed
     assert "Kaggle mean Dice" in printed and "latency capture→publish: p50" in printed

@@ -17,6 +17,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from defectd.engines.errors import InvalidInput, InvalidSetting
+
 OUTPUT_STRIDES = (8, 16)
 
 
@@ -140,13 +142,13 @@ class ResNetEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if output_stride not in OUTPUT_STRIDES:
-            raise ValueError(
+            raise InvalidSetting(
                 f"output_stride must be one of {list(OUTPUT_STRIDES)}, got {output_stride}"
             )
         if not width > 0:
-            raise ValueError(f"encoder width must be > 0, got {width}")
+            raise InvalidSetting(f"encoder width must be > 0, got {width}")
         if in_channels < 1:
-            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+            raise InvalidSetting(f"in_channels must be >= 1, got {in_channels}")
         self.in_channels = in_channels
         self.output_stride = output_stride
         self.width = width
@@ -221,7 +223,7 @@ def build_encoder(
 ) -> ResNetEncoder:
     """Build a registered encoder by name; unknown names list the supported ones."""
     if name not in ENCODERS:
-        raise ValueError(f"Wrong encoder name `{name}`, supported encoders: {list(ENCODERS)}")
+        raise InvalidSetting(f"Wrong encoder name `{name}`, supported encoders: {list(ENCODERS)}")
     return ResNetEncoder(ENCODERS[name], in_channels, output_stride, width)
 
 
@@ -233,13 +235,13 @@ def load_imagenet_weights(encoder: ResNetEncoder, path: str | Path) -> None:
     image as the RGB network gives to that image replicated three times.
     """
     if encoder.width != 1.0:
-        raise ValueError(
+        raise InvalidInput(
             f"ImageNet weights fit only encoder width 1.0, this encoder has width "
             f"{encoder.width}; train a narrower encoder from scratch"
         )
     loaded = torch.load(Path(path), map_location="cpu", weights_only=True)
     if not isinstance(loaded, dict):
-        raise ValueError(f"{path}: expected a state dict, got {type(loaded).__name__}")
+        raise InvalidInput(f"{path}: expected a state dict, got {type(loaded).__name__}")
     state = {key: value for key, value in loaded.items() if not key.startswith("fc.")}
 
     conv1 = state.get("conv1.weight")
@@ -247,7 +249,7 @@ def load_imagenet_weights(encoder: ResNetEncoder, path: str | Path) -> None:
         if conv1.shape[1] == 3 and encoder.in_channels == 1:
             state["conv1.weight"] = conv1.sum(dim=1, keepdim=True)
         else:
-            raise ValueError(
+            raise InvalidInput(
                 f"{path}: conv1 has {conv1.shape[1]} input channels, the encoder "
                 f"{encoder.in_channels}; only 3 → 1 (grey) and 3 → 3 are supported"
             )
@@ -260,7 +262,7 @@ def load_imagenet_weights(encoder: ResNetEncoder, path: str | Path) -> None:
     missing = sorted(own.keys() - state.keys())
     unexpected = sorted(state.keys() - own.keys())
     if missing or unexpected:
-        raise ValueError(
+        raise InvalidInput(
             f"{path} does not fit this encoder (is it the right ResNet depth?): "
             f"missing keys {missing[:10]}{' ...' if len(missing) > 10 else ''}, "
             f"unexpected keys {unexpected[:10]}{' ...' if len(unexpected) > 10 else ''}"
@@ -271,5 +273,5 @@ def load_imagenet_weights(encoder: ResNetEncoder, path: str | Path) -> None:
         if state[key].shape != value.shape
     ]
     if mismatched:
-        raise ValueError(f"{path}: shape mismatch: {'; '.join(mismatched[:5])}")
+        raise InvalidInput(f"{path}: shape mismatch: {'; '.join(mismatched[:5])}")
     encoder.load_state_dict(state, strict=True)

@@ -9,6 +9,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from defectd.engines.errors import InvalidSetting
 from defectd.training.model.decoder import DeepLabV3PlusDecoder
 from defectd.training.model.encoders import (
     ENCODERS,
@@ -38,25 +39,25 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
-            raise ValueError(
+            raise InvalidSetting(
                 f"Wrong encoder name `{self.encoder}`, supported encoders: {list(ENCODERS)}"
             )
         if self.output_stride not in OUTPUT_STRIDES:
-            raise ValueError(
+            raise InvalidSetting(
                 f"output_stride must be one of {list(OUTPUT_STRIDES)}, got {self.output_stride}"
             )
         for name in ("in_channels", "num_classes", "decoder_channels"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise InvalidSetting(f"{name} must be a positive integer, got {value!r}")
         if not self.encoder_width > 0:
-            raise ValueError(
+            raise InvalidSetting(
                 f"encoder_width must be > 0 (1.0 full, 0.5 half), got {self.encoder_width}"
             )
         for name in ("aspp_dropout", "presence_dropout"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value}")
+                raise InvalidSetting(f"{name} must be in [0, 1), got {value}")
 
 
 def _is_tracing() -> bool:

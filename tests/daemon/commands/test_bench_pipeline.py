@@ -16,12 +16,12 @@ def test_pipeline_suite_prints_block_and_records(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "bench.json"
-    args = ["bench", "pipeline", "--backend", "null", "--pipeline-batch", "4"]
-    args += ["--pipeline-null-batch", "8", "--pipeline-seconds", "0.5", "--no-progress"]
-    args += ["--pipeline-out", str(tmp_path / "runs"), "--json", str(out)]
+    args = ["bench", "pipeline", "--backend", "null", "--batch", "4"]
+    args += ["--null-batch", "8", "--seconds", "0.5", "--no-progress"]
+    args += ["--out", str(tmp_path / "runs"), "--json", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    command = "Command: `defectd bench pipeline --backend null --threads 2 --pipeline-batch 4"
+    command = "Command: `defectd bench pipeline --backend null --batch 4 --null-batch 8 --seconds"
     assert command in printed
     assert "| (a) null engine, max rate | 8 |" in printed
     assert "| (b) daemon with null, max rate | 4 |" in printed

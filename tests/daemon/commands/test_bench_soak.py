@@ -18,11 +18,11 @@ def test_soak_suite_samples_the_tree_prints_block_and_records(
 ) -> None:
     out = tmp_path / "soak.json"
     args = ["bench", "soak", "--backend", "null", "--minutes", "0.1", "--fps", "100"]
-    args += ["--soak-warmup-s", "2", "--soak-interval-s", "0.5", "--no-progress"]
-    args += ["--soak-out", str(tmp_path / "run"), "--json", str(out)]
+    args += ["--warmup-s", "2", "--interval-s", "0.5", "--no-progress"]
+    args += ["--out", str(tmp_path / "run"), "--json", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "Command: `defectd bench soak --minutes 0.1 --backend null --fps 100" in printed
+    assert "Command: `defectd bench soak --backend null --minutes 0.1 --fps 100" in printed
     assert "| RSS growth over the window |" in printed
     assert "| shm segments left after exit | 0 | 0 | yes |" in printed
     result = json.loads(out.read_text())["soak"]

@@ -11,8 +11,6 @@ from defectd.daemon import cli
 from defectd.daemon.config import DEFAULT_CONFIG_PATH, load_config, parse_config
 from defectd.engines.model_card import default_model_dir, read_card
 
-MODULE = "defectd.daemon.commands.check_config"
-
 VALID = """\
 line:
   name: line1
@@ -26,11 +24,8 @@ model:
 
 
 @pytest.fixture(autouse=True)
-def registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The command in the CLI, whether or not cli.COMMANDS lists it yet."""
-    if MODULE not in cli.COMMANDS:
-        monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, MODULE))
-    # check-config shows what this environment gives; keep the test's own.
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """check-config shows what this environment gives; keep the test's own."""
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)
 

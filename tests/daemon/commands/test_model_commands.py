@@ -25,7 +25,7 @@ def test_evaluate_and_predict_agree_with_score(
     model_copy: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     common = ["--model", str(model_copy), "--no-progress", "--threads", "1"]
-    assert main(["evaluate", *common, "--data", str(tiny_data), "--json"]) == 0
+    assert main(["evaluate", *common, "--data", str(tiny_data), "--json", "-"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     submission = tmp_path / "submission.csv"
     images = tiny_data / "train_images"
@@ -35,7 +35,15 @@ def test_evaluate_and_predict_agree_with_score(
     assert lines[0] == "ImageId_ClassId,EncodedPixels" and len(lines) == 1 + 24 * 4
     assert (
         main(
-            ["score", "--truth", str(tiny_data / "train.csv"), "--pred", str(submission), "--json"]
+            [
+                "score",
+                "--truth",
+                str(tiny_data / "train.csv"),
+                "--pred",
+                str(submission),
+                "--json",
+                "-",
+            ]
         )
         == 0
     )
@@ -79,6 +87,7 @@ def test_tune_writes_thresholds_that_evaluate_then_reproduces(
             "--data",
             str(tiny_data),
             "--json",
+            "-",
             "--no-progress",
         ]
     )

@@ -36,7 +36,8 @@ def test_json_report_old_layout_prediction(
         + "".join(f"clean.jpg_{c},\n" for c in range(1, 5)),
     )
     assert (
-        main(["score", "--truth", str(truth_dir / "train.csv"), "--pred", str(pred), "--json"]) == 0
+        main(["score", "--truth", str(truth_dir / "train.csv"), "--pred", str(pred), "--json", "-"])
+        == 0
     )
     report = json.loads(capsys.readouterr().out)
     # 3 images (clean.jpg comes from train_images/) × 4 classes; only b.jpg class 3 is missed.
@@ -73,7 +74,7 @@ def test_bad_prediction_row_is_reported_with_line(
 
 def test_real_truth_against_itself(severstal_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     truth = str(severstal_dir / "train.csv")
-    assert main(["score", "--truth", truth, "--pred", truth, "--json"]) == 0
+    assert main(["score", "--truth", truth, "--pred", truth, "--json", "-"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["images"] == 1000 and report["mean_dice"] == 1.0
     assert [c["true_images"] for c in report["classes"]] == [201, 68, 827, 333]

@@ -16,7 +16,7 @@ import zmq
 from defectd.daemon.cli import main
 from defectd.daemon.clients.subscriber import format_event
 from defectd.daemon.events import TopicSequencer, decode_message, defect_events, encode
-from tests.daemon.test_events import CLASSES, MODEL, RUN, Frame, defective_frame, status
+from tests.daemon.events.helpers import CLASSES, MODEL, RUN, Frame, defective_frame, status
 
 Publish = Callable[[zmq.Socket[bytes]], None]
 
@@ -103,7 +103,7 @@ def test_tail_json_lines_and_topic_filter(
             socket.send_multipart(message)
 
     endpoint = publisher(publish)
-    argv = ["tail", "--connect", endpoint, "--topic", "defect.line1.", "--json"]
+    argv = ["tail", "--connect", endpoint, "--topic", "defect.line1.", "--json", "-"]
     assert main([*argv, "--count", "2", "--timeout", "10"]) == 0
     out, err = capsys.readouterr()
     assert out.splitlines() == [messages[1][1].decode(), messages[2][1].decode()]

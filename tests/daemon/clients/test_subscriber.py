@@ -21,7 +21,7 @@ from defectd.daemon.events import (
     frame_summary,
 )
 from defectd.daemon.topics import prefix
-from tests.daemon.test_events import (
+from tests.daemon.events.helpers import (
     CLASSES,
     MODEL,
     RECEIVE_NS,

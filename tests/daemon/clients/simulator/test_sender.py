@@ -1,91 +1,38 @@
-"""The camera simulator over real ZeroMQ sockets on loopback: what a receiver gets is valid
-protocol, numbered per camera, paced, and matches the truth CSV."""
+"""The sending loop over real ZeroMQ sockets on loopback: what a receiver gets is valid
+protocol, numbered per camera and paced; pub waits for subscribers; sockets are shared or
+separate as the endpoints say."""
 
 from __future__ import annotations
 
 import itertools
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import zmq
 
 from defectd.daemon.clients.simulator import (
-    SYNTH,
     Simulator,
     SimulatorConfig,
     SimulatorError,
     SimulatorResult,
-    camera_endpoint,
     parse_truth_image_id,
     truth_image_id,
 )
 from defectd.daemon.decode import decode_frame
-from defectd.daemon.protocol import FrameHeader, read_message
+from defectd.daemon.protocol import read_message
 from defectd.engines.labels import read_labels
 from defectd.engines.rle import decode
-from defectd.engines.synth import SyntheticLine, write_dataset
-
-SHAPE = (256, 1600)
-
-
-@pytest.fixture
-def context() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
-    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    yield context
-    context.destroy(linger=0)
-
-
-@pytest.fixture
-def pull(context: zmq.Context[zmq.Socket[bytes]]) -> tuple[zmq.Socket[bytes], str]:
-    """A bound PULL socket, as the daemon's ingest would have, and its endpoint."""
-    socket = context.socket(zmq.PULL)
-    socket.setsockopt(zmq.LINGER, 0)
-    port = socket.bind_to_random_port("tcp://127.0.0.1")
-    return socket, f"tcp://127.0.0.1:{port}"
-
-
-def push_config(endpoint: str, **changes: object) -> SimulatorConfig:
-    base = SimulatorConfig(
-        cameras=("a", "b"), fps=0, frames=3, mode="push", endpoint=endpoint, bind=False
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
-
-
-def receive(
-    socket: zmq.Socket[bytes], has_topic: bool, timeout_s: float = 5.0
-) -> list[list[bytes]]:
-    """Every message that arrives, until none has come for a while."""
-    messages: list[list[bytes]] = []
-    while socket.poll(int(timeout_s * 1000)):
-        messages.append(socket.recv_multipart())
-        timeout_s = 0.5  # once frames flow, a short quiet spell means the run is over
-    return messages
-
-
-def headers_by_camera(messages: list[list[bytes]], has_topic: bool) -> dict[str, list[FrameHeader]]:
-    by_camera: dict[str, list[FrameHeader]] = defaultdict(list)
-    for parts in messages:
-        message = read_message(parts, has_topic)
-        by_camera[message.header.camera_id].append(message.header)
-    return by_camera
-
-
-def run_in_thread(
-    simulator: Simulator, stop: threading.Event
-) -> tuple[threading.Thread, list[SimulatorResult]]:
-    results: list[SimulatorResult] = []
-    thread = threading.Thread(target=lambda: results.append(simulator.run(stop)), daemon=True)
-    thread.start()
-    assert simulator.bound.wait(10), "the simulator never bound its sockets"
-    return thread, results
-
+from defectd.engines.synth import SyntheticLine
+from tests.daemon.clients.simulator.helpers import (
+    SHAPE,
+    headers_by_camera,
+    push_config,
+    receive,
+    run_in_thread,
+)
 
 # -- push: every frame arrives -----------------------------------------------------------------
 
@@ -129,23 +76,6 @@ def test_push_frames_are_valid_numbered_and_match_the_truth(
             decoded = decode(truth.rle(image_id, class_id), SHAPE)
             np.testing.assert_array_equal(decoded, frame.masks[class_id - 1])
     assert not (tmp_path / "truth.csv.partial").exists()
-
-
-@pytest.mark.parametrize("encoding", ["jpeg", "png", "bgr8"])
-def test_push_other_encodings_decode_to_the_synthetic_frame(
-    pull: tuple[zmq.Socket[bytes], str], encoding: str
-) -> None:
-    socket, endpoint = pull
-    Simulator(push_config(endpoint, cameras=("cam0",), frames=1, encoding=encoding)).run()
-    [parts] = receive(socket, has_topic=False)
-    message = read_message(parts, has_topic=False)
-    assert message.header.encoding == encoding
-    image = decode_frame(message.header, message.payload, SHAPE)
-    expected = SyntheticLine(0).frame(0).image
-    if encoding == "jpeg":
-        assert np.abs(image.astype(int) - expected).mean() < 3
-    else:
-        np.testing.assert_array_equal(image, expected)
 
 
 def test_push_back_pressure_slows_the_sender(
@@ -266,14 +196,6 @@ def test_pub_gives_up_when_a_camera_has_no_subscriber(
     assert "no subscriber for camera(s) cam0 after 1 s" in str(errors[0])
 
 
-def test_endpoint_placeholders() -> None:
-    assert camera_endpoint("tcp://127.0.0.1:{5555+i}", 2, "cam2") == "tcp://127.0.0.1:5557"
-    assert camera_endpoint("ipc:///run/{camera}-{i}", 1, "top") == "ipc:///run/top-1"
-    assert camera_endpoint("tcp://*:5555", 3, "x") == "tcp://*:5555"
-    with pytest.raises(ValueError, match="unknown placeholder"):
-        camera_endpoint("tcp://127.0.0.1:{port}", 0, "cam0")
-
-
 def test_bind_failure_names_the_endpoint(context: zmq.Context[zmq.Socket[bytes]]) -> None:
     taken = context.socket(zmq.PUB)
     taken.setsockopt(zmq.LINGER, 0)
@@ -325,120 +247,3 @@ def test_progress_is_reported(pull: tuple[zmq.Socket[bytes], str]) -> None:
     Simulator(config, progress=seen.append).run()
     assert len(seen) >= 2
     assert [r.sent for r in seen] == sorted(r.sent for r in seen)
-
-
-# -- folder sources ----------------------------------------------------------------------------
-
-
-def write_jpegs(folder: Path, count: int, shape: tuple[int, int] = (64, 96)) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(count):
-        image = rng.integers(0, 255, shape, dtype=np.uint8)
-        path = folder / f"img{i}.jpg"
-        assert cv2.imwrite(str(path), image)
-        paths.append(path)
-    return paths
-
-
-def test_folder_jpegs_are_sent_as_read(pull: tuple[zmq.Socket[bytes], str], tmp_path: Path) -> None:
-    socket, endpoint = pull
-    paths = write_jpegs(tmp_path / "images", 3)
-    config = push_config(endpoint, source=str(tmp_path / "images"), cameras=("cam0",), frames=4)
-    Simulator(config).run()
-    messages = receive(socket, has_topic=False)
-    assert len(messages) == 4
-    for parts in messages:
-        message = read_message(parts, has_topic=False)
-        header = message.header
-        assert (header.encoding, header.width, header.height) == ("jpeg", 96, 64)
-        assert bytes(message.payload) == paths[header.seq % 3].read_bytes()  # cycles the folder
-
-
-def test_folder_decoded_to_mono8(pull: tuple[zmq.Socket[bytes], str], tmp_path: Path) -> None:
-    socket, endpoint = pull
-    paths = write_jpegs(tmp_path / "images", 2)
-    config = push_config(
-        endpoint, source=str(tmp_path / "images"), cameras=("cam0",), frames=2, encoding="mono8"
-    )
-    Simulator(config).run()
-    for parts in receive(socket, has_topic=False):
-        message = read_message(parts, has_topic=False)
-        image = decode_frame(message.header, message.payload, (64, 96))
-        expected = cv2.imread(str(paths[message.header.seq]), cv2.IMREAD_GRAYSCALE)
-        np.testing.assert_array_equal(image, expected)
-
-
-def test_severstal_layout_folder_gives_truth(
-    pull: tuple[zmq.Socket[bytes], str], tmp_path: Path
-) -> None:
-    _, endpoint = pull
-    write_dataset(tmp_path / "ds", count=3, seed=4)
-    labels = read_labels(tmp_path / "ds" / "train.csv")
-    files = sorted(p.name for p in (tmp_path / "ds" / "train_images").iterdir())
-    truth_path = tmp_path / "truth.csv"
-    config = push_config(
-        endpoint, source=str(tmp_path / "ds"), cameras=("c",), frames=3, truth_out=truth_path
-    )
-    Simulator(config).run()
-    truth = read_labels(truth_path)
-    for seq, name in enumerate(files):
-        for class_id in range(1, 5):
-            assert truth.rle(truth_image_id("c", seq), class_id) == labels.rle(name, class_id)
-
-
-def test_real_severstal_jpegs(pull: tuple[zmq.Socket[bytes], str], severstal_dir: Path) -> None:
-    socket, endpoint = pull
-    config = push_config(endpoint, source=str(severstal_dir), cameras=("cam0",), frames=2)
-    Simulator(config).run()
-    for parts in receive(socket, has_topic=False):
-        message = read_message(parts, has_topic=False)
-        assert message.header.encoding == "jpeg"
-        assert decode_frame(message.header, message.payload, SHAPE).shape == SHAPE
-
-
-# -- configuration -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("changes", "message"),
-    [
-        ({"cameras": ()}, "at least one camera"),
-        ({"cameras": ("cam.0",)}, "camera id 'cam.0' cannot be used"),
-        ({"cameras": ("a", "a")}, "a repeats"),
-        ({"fps": -1.0}, "fps must be at least 0"),
-        ({"frames": 0}, "frames must be at least 1"),
-        ({"encoding": "rgb8"}, "encoding 'rgb8'"),
-        ({"mode": "push", "wait_subscribers": 1}, "wait_subscribers is for pub mode"),
-        ({"coil_frames": 5, "coil_prefix": "x" * 70}, "coil_id must be"),
-    ],
-)
-def test_config_errors(changes: dict[str, object], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        replace(SimulatorConfig(), **changes)  # type: ignore[arg-type]
-
-
-def test_truth_needs_a_source_that_knows_it(tmp_path: Path) -> None:
-    write_jpegs(tmp_path / "plain", 1)
-    config = SimulatorConfig(source=str(tmp_path / "plain"), truth_out=tmp_path / "t.csv")
-    with pytest.raises(ValueError, match="Severstal-layout folder"):
-        Simulator(config)
-    with pytest.raises(FileNotFoundError, match="neither 'synth' nor a folder"):
-        Simulator(replace(config, source=str(tmp_path / "missing")))
-    assert SimulatorConfig().source == SYNTH
-
-
-def test_push_waits_longer_for_queued_frames_at_the_end() -> None:
-    push = SimulatorConfig(mode="push", bind=False)
-    assert push.effective_linger_ms == 30_000, "push promises every frame"
-    assert SimulatorConfig().effective_linger_ms == 1_000
-    assert replace(push, linger_ms=0).effective_linger_ms == 0
-
-
-def test_truth_image_ids_round_trip() -> None:
-    assert truth_image_id("top-1", 42) == "top-1-42.jpg"
-    assert parse_truth_image_id("top-1-42.jpg") == ("top-1", 42)
-    for bad in ("cam0.jpg", "cam0-x.jpg", "-3.jpg", "cam0-3.png"):
-        with pytest.raises(ValueError, match="not a simulator image id"):
-            parse_truth_image_id(bad)

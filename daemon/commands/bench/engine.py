@@ -1,0 +1,95 @@
+"""`defectd bench engine`: the engine alone at each batch size (frames/s, p50/p99, TFLOP/s)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from defectd.daemon.commands.bench.record import add_common, positive, report
+from defectd.engines.engine import PRECISIONS
+from defectd.engines.selection import CHOICES
+
+
+def batch_sizes(text: str) -> list[int]:
+    """--batch "1,2,4" → [1, 2, 4]; a clear argparse error for anything else."""
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"--batch takes positive whole numbers separated by commas, e.g. 1,2,4,8; got {text!r}"
+        )
+    return sorted(set(sizes))
+
+
+def add_engine_options(parser: argparse.ArgumentParser, threads: int | None = 2) -> None:
+    """--model, --backend, --threads: which engine a suite opens."""
+    parser.add_argument("--model", type=Path, help="model directory (default: the bundled model)")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=CHOICES,
+        help="engine backend, as engine.backend in the daemon config (default auto)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=threads,
+        help=f"CPU threads of ONNX Runtime / torch on the CPU (default {threads})",
+    )
+
+
+def register(suites: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the engine suite."""
+    parser = suites.add_parser(
+        "engine",
+        help="the engine alone by batch size (minutes per backend)",
+        description="Time the engine alone at each batch size: frames/s, p50/p99 latency, "
+        "TFLOP/s from the ONNX FLOP count and the share of FP16 peak on known GPUs; then the "
+        "naive Kaggle loop on the same backend.",
+    )
+    add_engine_options(parser)
+    parser.add_argument(
+        "--batch",
+        type=batch_sizes,
+        default=[1, 2, 4, 8, 16, 32],
+        metavar="N,N,...",
+        help="batch sizes to time (default 1,2,4,8,16,32); the engine opens with the largest",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=5.0, help="timed seconds per batch size (default 5)"
+    )
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, help="default: fp16 on a GPU, fp32 on the CPU"
+    )
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), help="default: cuda when the backend can use it"
+    )
+    parser.add_argument("--plot", type=Path, help="write a PNG of frames/s and p99 by batch")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_common(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Time the engine and print its markdown block."""
+    from defectd.engines.benchmarks.engine import run_engine_bench
+    from defectd.engines.benchmarks.engine_report import format_markdown
+    from defectd.engines.model_card import default_model_dir
+
+    positive("--seconds", args.seconds)
+    positive("--threads", args.threads)
+    result = run_engine_bench(
+        args.model or default_model_dir(),
+        backend=args.backend,
+        batches=args.batch,
+        seconds=args.seconds,
+        threads=args.threads,
+        precision=args.precision,
+        device=args.device,
+        plot=args.plot,
+        progress=not args.no_progress,
+    )
+    report(args, [format_markdown(result)], {"engine": result.to_dict()})
+    return 0

@@ -1,0 +1,97 @@
+"""Checks across keys: unique ids, one mode per endpoint, addresses bound twice, one frame
+size, limits that depend on other keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.daemon.config.helpers import camera, config, only_problem, parse, problems
+
+
+def test_duplicate_camera_ids() -> None:
+    cameras = [camera(), camera(endpoint="tcp://10.0.0.22:5555")]
+    assert only_problem(config(cameras=cameras)) == (
+        "test.yaml: cameras[1].id: 'top-0' is also cameras[0]'s id: ids must be unique"
+    )
+
+
+def test_one_endpoint_one_mode() -> None:
+    cameras = [camera(id="a", endpoint="tcp://*:5570", mode="bind"), camera(id="b")]
+    cameras[1]["endpoint"] = "tcp://*:5570"
+    cameras[1]["mode"] = "connect"
+    found = problems(config(cameras=cameras))
+    assert any(
+        p.startswith("test.yaml: cameras[1].mode: cameras[0] binds tcp://*:5570") for p in found
+    )
+
+
+@pytest.mark.parametrize(
+    ("sections", "expected"),
+    [
+        (
+            {"cameras": [camera(endpoint="tcp://*:5560", mode="bind")]},
+            "publish.bind: tcp://127.0.0.1:5560 is also bound by cameras[0].endpoint",
+        ),
+        (
+            {"publish": {"bind": "tcp://0.0.0.0:9108"}},
+            "metrics.bind: 127.0.0.1:9108 is also bound by publish.bind (tcp://0.0.0.0:9108)",
+        ),
+        (
+            {
+                "cameras": [
+                    camera(id="a", endpoint="ipc:///run/c.sock", mode="bind"),
+                    camera(id="b", endpoint="ipc:///run/c.sock", mode="bind"),
+                ],
+                "publish": {"bind": "ipc:///run/c.sock"},
+            },
+            "publish.bind: ipc:///run/c.sock is also bound by cameras[0].endpoint",
+        ),
+    ],
+)
+def test_addresses_bound_twice(sections: dict[str, Any], expected: str) -> None:
+    assert only_problem(config(**sections)).startswith(f"test.yaml: {expected}")
+
+
+def test_different_hosts_same_port_do_not_clash() -> None:
+    parse(config(publish={"bind": "tcp://192.168.10.5:9108"}))
+
+
+def test_cameras_send_one_frame_size() -> None:
+    cameras = [camera(), camera(id="b", height=512)]
+    assert only_problem(config(cameras=cameras)) == (
+        "test.yaml: cameras[1]: sends 1600×512, cameras[0] 1600×256: slots and batches hold "
+        "one frame size"
+    )
+
+
+def test_cross_key_limits() -> None:
+    found = problems(
+        config(
+            cameras=[camera(encoding="bgr8")],
+            ingest={
+                "receivers": 2,
+                "reconnect_ivl_ms": 500,
+                "reconnect_ivl_max_ms": 100,
+                "heartbeat_timeout_ms": 500,
+                "max_frame_bytes": 1600 * 256,
+            },
+            slots={"count": 20},
+            engine={"max_batch": 16},
+            restart={"backoff_initial_s": 5, "backoff_max_s": 1},
+        )
+    )
+    assert found == [
+        "test.yaml: ingest.reconnect_ivl_max_ms: must be at least reconnect_ivl_ms (500), got 100",
+        "test.yaml: ingest.heartbeat_timeout_ms: must be at least heartbeat_ivl_ms (1000), got 500",
+        "test.yaml: ingest.receivers: 2 receivers for 1 camera socket(s): one process reads a "
+        "socket",
+        "test.yaml: ingest.max_frame_bytes: less than one bgr8 frame of cameras[0] (1228800 bytes)",
+        "test.yaml: slots.count: must be at least 2 × engine.max_batch = 32, got 20",
+        "test.yaml: restart.backoff_max_s: must be at least backoff_initial_s (5), got 1",
+    ]
+
+
+def test_no_heartbeat_needs_no_timeout() -> None:
+    parse(config(ingest={"heartbeat_ivl_ms": 0, "heartbeat_timeout_ms": 1}))
