@@ -5,20 +5,18 @@ as ``max_batch`` frames are pending, or when the oldest pending frame has waited
 ``max_wait_ms`` since it reached the batcher. Frames from all cameras share batches; they leave
 in arrival order, so each camera's order is kept.
 
-`Batcher` is pure logic with an injectable clock; `run_batcher` feeds it from a queue, sleeping
-in ``queue.get`` exactly until the next deadline.
+`Batcher` is pure logic with an injectable clock; the inference stage feeds it from its socket
+and polls it at the deadline `next_deadline` names.
 """
 
 from __future__ import annotations
 
-import queue
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
 
 
 class Batcher(Generic[T]):
@@ -87,56 +85,3 @@ class Batcher(Generic[T]):
     def _take(self) -> list[T]:
         count = min(self._max_batch, len(self._pending))
         return [self._pending.popleft()[1] for _ in range(count)]
-
-
-class ItemSource(Protocol[T_co]):
-    """What `run_batcher` reads: `queue.Queue` and `multiprocessing` queues both fit."""
-
-    def get(self, block: bool = True, timeout: float | None = None) -> T_co: ...
-
-
-def run_batcher(
-    source: ItemSource[T | None],
-    batcher: Batcher[T],
-    on_batch: Callable[[list[T]], None],
-) -> int:
-    """Feed ``batcher`` from ``source`` and hand each due batch to ``on_batch``.
-
-    Blocks in ``source.get`` with a timeout of the time left to the next deadline (no timeout
-    when nothing is pending), so an idle process sleeps. Items already queued are taken without
-    waiting, up to a full batch, so a burst forms one batch. A None item means stop: what is
-    pending goes out at once and the function returns the number of batches it handed on.
-    """
-    batches = 0
-
-    def hand_on(batch: list[T]) -> None:
-        nonlocal batches
-        batches += 1
-        on_batch(batch)
-
-    while True:
-        deadline = batcher.next_deadline()
-        timeout = None if deadline is None else max(0.0, deadline - batcher.clock())
-        stop = False
-        try:
-            item = source.get(timeout=timeout)
-        except queue.Empty:
-            pass
-        else:
-            stop = item is None
-            if item is not None:
-                batcher.add(item)
-            while not stop and len(batcher) < batcher.max_batch:
-                try:
-                    item = source.get(block=False)
-                except queue.Empty:
-                    break
-                stop = item is None
-                if item is not None:
-                    batcher.add(item)
-        if stop:
-            for rest in batcher.flush():
-                hand_on(rest)
-            return batches
-        while (batch := batcher.poll()) is not None:
-            hand_on(batch)

@@ -5,12 +5,10 @@ publisher), so prometheus_client runs in **multiprocess mode**: each process wri
 to memory-mapped files in ``$PROMETHEUS_MULTIPROC_DIR`` and the supervisor's HTTP server merges
 them with `MultiProcessCollector` on every scrape (`render`).
 
-Start-up order, in the supervisor, before any metric exists and before any child starts:
-
-1. `prepare_multiprocess_dir(path)`: create the directory, delete the last run's files;
-2. `enable_multiprocess(path)`: export ``PROMETHEUS_MULTIPROC_DIR`` to the children (they are
-   spawned, so they import prometheus_client with the variable set) and switch this process;
-3. `create_metrics(cameras)` in every process, once; the supervisor also calls `init_series`.
+Start-up order: `defectd run` enters `metrics_mode.multiprocess_mode` (it prepares the
+directory and exports ``PROMETHEUS_MULTIPROC_DIR``) before this module is imported, so this
+process and the spawned children all import prometheus_client in multiprocess mode; then
+`create_metrics(cameras)` runs in every process, once; the supervisor also calls `init_series`.
 
 When a child exits, the supervisor calls `mark_process_dead(pid, path)` so the ``live*``
 gauges forget it. Counters and histograms of dead processes stay in the sum, as they should.
@@ -27,12 +25,10 @@ import os
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as _multiprocess
-from prometheus_client import values as _values
 
 from defectd.daemon.accounting import DROP_REASONS
 from defectd.daemon.protocol import REJECT_REASONS
@@ -43,7 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 PREFIX = "defectd_"
 # The text format `generate_latest` writes (prometheus_client's constant for it was renamed
 # between versions, so it is spelled out here).
@@ -66,43 +61,6 @@ BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 GaugeMode = Literal["livemax", "livesum", "max"]  # the modes `create_metrics` uses
 # 1 ms .. 10 s: a TensorRT batch takes milliseconds, a CPU batch of 16 can take seconds.
 SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-def prepare_multiprocess_dir(path: str | os.PathLike[str]) -> Path:
-    """Create `path` and delete the metric files a previous run left there; returns it.
-
-    Call once at start, before any process creates a metric: counters from the last run would
-    otherwise be added to this run's, and a dead pid's ``live*`` gauges would never go away.
-    Only ``*.db`` files (the ones prometheus_client writes) are removed, so a mistaken path such
-    as ``/tmp`` loses nothing else.
-    """
-    directory = Path(path)
-    directory.mkdir(parents=True, exist_ok=True)
-    stale = sorted(directory.glob("*.db"))
-    for file in stale:
-        file.unlink(missing_ok=True)
-    if stale:
-        log.debug("removed %d metric files of a previous run from %s", len(stale), directory)
-    return directory
-
-
-def multiprocess_enabled() -> bool:
-    """Whether this process writes its metric values to ``$PROMETHEUS_MULTIPROC_DIR``."""
-    return bool(getattr(_values.ValueClass, "_multiprocess", False))
-
-
-def enable_multiprocess(path: str | os.PathLike[str]) -> None:
-    """Put this process and the children it starts afterwards in multiprocess mode.
-
-    prometheus_client picks its value store when it is first imported, from the environment.
-    Spawned children import it afresh and see the variable set here; this process may have
-    imported it earlier (the CLI imports the daemon's modules before reading its config), so
-    its store is switched too. Call it before the first metric is created in this process:
-    metrics created earlier keep their values in memory, where `render` does not see them.
-    """
-    os.environ[MULTIPROC_ENV] = os.fspath(path)
-    if not multiprocess_enabled():
-        _values.ValueClass = _values.MultiProcessValue()  # type: ignore[no-untyped-call]
 
 
 def mark_process_dead(pid: int, path: str | os.PathLike[str]) -> None:

@@ -39,7 +39,6 @@ import zmq
 
 from defectd.daemon.accounting import AccountingError, FrameAccount
 from defectd.daemon.config import (
-    ConfigError,
     DaemonConfig,
     check_model,
     config_warnings,
@@ -50,9 +49,7 @@ from defectd.daemon.health import HealthServer, Heartbeat
 from defectd.daemon.metrics import (
     Metrics,
     create_metrics,
-    enable_multiprocess,
     mark_process_dead,
-    prepare_multiprocess_dir,
     render,
 )
 from defectd.daemon.sdnotify import Notifier, WatchdogGate
@@ -108,6 +105,7 @@ class Supervisor:
     def __init__(
         self,
         config: DaemonConfig,
+        metrics_dir: str,
         *,
         log_level: str | None = None,
         log_format: str | None = None,
@@ -134,7 +132,7 @@ class Supervisor:
         self._cleanup: list[Callable[[], None]] = []
         self._pool: SlotPool | None = None
         self._metrics: Metrics | None = None
-        self._metrics_dir = ""
+        self._metrics_dir = metrics_dir
 
     # -- the whole run ---------------------------------------------------------------------
 
@@ -191,27 +189,10 @@ class Supervisor:
                 signal.signal(sig, handler)
 
     def _setup_metrics(self, classes: tuple[str, ...]) -> Metrics:
-        directory = self._config.metrics.multiprocess_dir
-        if directory is None:
-            directory = tempfile.mkdtemp(prefix="defectd-metrics-")
-            made = directory
-            self._cleanup.append(lambda: shutil.rmtree(made, ignore_errors=True))
-        try:
-            self._metrics_dir = str(prepare_multiprocess_dir(directory))
-            if not os.access(self._metrics_dir, os.W_OK | os.X_OK):
-                raise PermissionError(13, "permission denied")
-            enable_multiprocess(self._metrics_dir)
-            metrics = create_metrics([camera.id for camera in self._config.cameras])
-            metrics.set_build_info(_version(), sys.version.split()[0])  # its first file
-        except OSError as exc:
-            # Every process writes its metric values there: nothing can start without it.
-            raise ConfigError(
-                [
-                    f"{self._config.source}: metrics.multiprocess_dir: {directory} is not "
-                    f"writable ({exc.strerror or exc}): set metrics.multiprocess_dir "
-                    "($PROMETHEUS_MULTIPROC_DIR) to a writable directory or fix its permissions"
-                ]
-            ) from None
+        # The directory was prepared and exported before prometheus_client was imported
+        # (`metrics_mode.multiprocess_mode`, entered by `defectd run`).
+        metrics = create_metrics([camera.id for camera in self._config.cameras])
+        metrics.set_build_info(_version(), sys.version.split()[0])  # its first file
         metrics.init_series(classes, STAGE_KINDS)
         metrics.slots(0, self._config.slots.count)
         self._metrics = metrics
@@ -530,7 +511,15 @@ def _version() -> str:
 
 
 def run_daemon(
-    config: DaemonConfig, log_level: str | None = None, log_format: str | None = None
+    config: DaemonConfig,
+    metrics_dir: str,
+    log_level: str | None = None,
+    log_format: str | None = None,
 ) -> int:
-    """Run the daemon in this process until stopped; the exit status."""
-    return Supervisor(config, log_level=log_level, log_format=log_format).run()
+    """Run the daemon in this process until stopped; the exit status.
+
+    `metrics_dir` is the multiprocess directory already exported as $PROMETHEUS_MULTIPROC_DIR
+    (`metrics_mode.multiprocess_mode`).
+    """
+    supervisor = Supervisor(config, metrics_dir, log_level=log_level, log_format=log_format)
+    return supervisor.run()

@@ -59,11 +59,6 @@ class FrameDataset(Dataset[tuple[Tensor, Tensor]]):
         return torch.from_numpy(image).unsqueeze(0), torch.from_numpy(masks)
 
 
-def combination_key(classes: Sequence[int]) -> str:
-    """A class combination as text: "" for defect-free, "1", "3+4", ..."""
-    return "+".join(str(c) for c in sorted(classes))
-
-
 def sampling_weights(
     classes_by_image: Sequence[Sequence[int]], num_classes: int, power: float = 0.75
 ) -> list[float]:

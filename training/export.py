@@ -4,7 +4,8 @@ Both ONNX files take uint8 N×1×256×1600 frames (dynamic batch) and normalise 
 graph. The FP16 file holds weights and compute in half (TensorRT 11 has no FP16 builder
 flag; precision must come from the ONNX). Export checks itself before it writes the card:
 ONNX Runtime on the FP32 file against torch, and the FP16 file against the FP32 one, on
-synthetic frames with defects.
+synthetic frames with defects. Last it writes the golden outputs (`engines.golden`, ONNX
+Runtime FP32 on the CPU) that `defectd golden check` compares any backend with.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import numpy.typing as npt
 import torch
 
 from defectd.engines.backends.onnxruntime_backend import OnnxRuntimeEngine
+from defectd.engines.errors import UserError
+from defectd.engines.golden import write_golden
 from defectd.engines.model_card import InputSpec, ModelCard, ModelFile, sha256_of, write_card
 from defectd.engines.postprocess import PostprocessConfig
 from defectd.engines.synth import CLASS_NAMES, SyntheticLine
 from defectd.training.model.graph import INPUT_NAME, OUTPUT_NAMES, InferenceGraph
-from defectd.training.trainer import TrainConfig, load_checkpoint, train_command
+from defectd.training.trainer import load_checkpoint
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -36,7 +39,7 @@ TORCH_NAME = "model.torchscript.pt"  # the same graph for the PyTorch backend (n
 PARITY_SEED = 424242  # synthetic frames for the parity check; never a training seed
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """An export that failed its own checks; the message says which and by how much."""
 
 
@@ -129,17 +132,9 @@ def torch_reference(graph: InferenceGraph, frames: npt.NDArray[np.uint8]) -> tup
 
 
 def training_commands(state: dict[str, Any]) -> list[str]:
-    """The `defectd train` command(s) behind a checkpoint.
-
-    Checkpoints record the command lines that trained them; for one that does not, the
-    command is rebuilt from its saved training configuration (the same flags).
-    """
-    recorded = list(state.get("commands", []))
-    if recorded:
-        return recorded
-    if "train_config" in state:
-        return [train_command(TrainConfig.from_dict(state["train_config"]))]
-    return []
+    """The `defectd train` command lines a checkpoint recorded, as typed (none when it was
+    trained from code without one: the card then lists only the export)."""
+    return [str(command) for command in state.get("commands", [])]
 
 
 def export_model(
@@ -231,4 +226,6 @@ def export_model(
         directory=out,
     )
     write_card(card, out)
+    log.info("writing the golden outputs to %s", out)
+    write_golden(out)
     return card

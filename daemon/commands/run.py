@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the config and run the supervisor; 2 with `file: key: problem` lines when the
     config (or the model it names) cannot be used."""
     from defectd.daemon.logs import configure_logging, stream_is_journal
-    from defectd.daemon.supervisor import run_daemon
+    from defectd.daemon.metrics_mode import multiprocess_mode
 
     # Under systemd the problems are errors in the journal too (`journalctl -p err`).
     prefix = "<3>" if stream_is_journal(sys.stderr) else ""
@@ -54,7 +54,12 @@ def run(args: argparse.Namespace) -> int:
     log_format = args.log_format or config.logging.format
     configure_logging(level, log_format)
     try:
-        return run_daemon(config, log_level=level, log_format=log_format)
+        with multiprocess_mode(config.metrics.multiprocess_dir, config.source) as metrics_dir:
+            # Only now: importing the supervisor imports prometheus_client, which reads
+            # $PROMETHEUS_MULTIPROC_DIR once, at import.
+            from defectd.daemon.supervisor import run_daemon
+
+            return run_daemon(config, metrics_dir, log_level=level, log_format=log_format)
     except ConfigError as exc:
         for problem in exc.problems:
             print(prefix + problem, file=sys.stderr)

@@ -73,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train and print where the results are."""
+    """Train and print where the results are; the run records `args.command_line`."""
     require_torch("train")
     from defectd.training.augment import AugmentConfig
     from defectd.training.model.model import ModelConfig
@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         history = trainer.run(progress=not args.no_progress)
     except KeyboardInterrupt:
-        print(f"interrupted; continue with: defectd train --out {args.out} --resume ...")
+        again = args.command_line if args.resume else f"{args.command_line} --resume"
+        print(f"interrupted; continue with: {again}")
         raise
     if history:
         best = max(history, key=lambda row: row.val_dice)

@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Tune, print the table, write the card."""
+    from defectd.engines.golden import rewrite_golden
     from defectd.training.tune import Tuner, to_config
 
     if args.min_recall is not None and not 0.0 < args.min_recall <= 1.0:
@@ -89,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
     updated = replace(card, thresholds=to_config(chosen), validation=validation)
     path = write_card(updated.with_command(args.command_line), card.directory or Path("."))
     print(f"thresholds written to {path}")
+    # The golden outputs follow the thresholds they were post-processed with.
+    print(f"golden outputs rewritten: {rewrite_golden(path.parent)}")
     unmet = [r.class_id for r in chosen if not r.met_min_recall]
     if unmet:
         print(f"warning: recall target not reached for class(es) {unmet}; best recall kept")

@@ -17,7 +17,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -228,17 +228,3 @@ def bind_ipc(socket: zmq.Socket[bytes], endpoint: str) -> None:
     path = Path(endpoint.removeprefix("ipc://"))
     path.unlink(missing_ok=True)
     socket.bind(endpoint)
-
-
-@dataclass
-class Pacer:
-    """Calls something at most once per `interval` seconds."""
-
-    interval: float
-    last: float = field(default=0.0)
-
-    def due(self, now: float) -> bool:
-        if now - self.last >= self.interval:
-            self.last = now
-            return True
-        return False

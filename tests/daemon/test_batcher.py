@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import queue
-import threading
-import time
 from collections import defaultdict
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from defectd.daemon.batcher import Batcher, run_batcher
+from defectd.daemon.batcher import Batcher
 
 
 class FakeClock:
@@ -155,45 +153,3 @@ class ScriptedQueue:
             raise queue.Empty
         assert isinstance(step, str) or step is None
         return step
-
-
-def test_run_batcher_waits_exactly_until_the_deadline() -> None:
-    clock = FakeClock()
-    batcher: Batcher[str] = Batcher(max_batch=4, max_wait_ms=50, clock=clock)
-    source = ScriptedQueue(clock, ["a", queue.Empty, queue.Empty, "b", None])
-    batches: list[list[str]] = []
-    count = run_batcher(source, batcher, batches.append)
-    # idle: no timeout; one item pending: the 50 ms left; after the batch: idle again.
-    assert source.timeouts == [None, pytest.approx(0.05), None]
-    assert batches == [["a"], ["b"]]
-    assert count == 2
-
-
-def test_run_batcher_takes_a_burst_as_one_batch_and_flushes_on_stop() -> None:
-    source: queue.Queue[int | None] = queue.Queue()
-    for item in [*range(5), None]:
-        source.put(item)
-    batches: list[list[int]] = []
-    batcher: Batcher[int] = Batcher(max_batch=3, max_wait_ms=10_000)
-    assert run_batcher(source, batcher, batches.append) == 2
-    assert batches == [[0, 1, 2], [3, 4]]
-
-
-def test_run_batcher_sends_a_partial_batch_after_max_wait_in_real_time() -> None:
-    source: queue.Queue[int | None] = queue.Queue()
-    sent: list[tuple[float, list[int]]] = []
-    batcher: Batcher[int] = Batcher(max_batch=8, max_wait_ms=80)
-    worker = threading.Thread(
-        target=run_batcher,
-        args=(source, batcher, lambda batch: sent.append((time.monotonic(), batch))),
-    )
-    worker.start()
-    start = time.monotonic()
-    source.put(7)
-    time.sleep(1.0)
-    source.put(None)
-    worker.join(timeout=5)
-    assert not worker.is_alive()
-    assert [batch for _, batch in sent] == [[7]]
-    waited = sent[0][0] - start
-    assert 0.075 <= waited < 0.9, waited  # sent on its deadline, not by the stop

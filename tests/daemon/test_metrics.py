@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,16 +23,17 @@ from defectd.daemon.accounting import DROP_REASONS
 from defectd.daemon.metrics import (
     DROP_LABELS,
     ENGINE_INFO_LABELS,
-    MULTIPROC_ENV,
     PREFIX,
     UNKNOWN_CAMERA,
     create_metrics,
-    enable_multiprocess,
     mark_process_dead,
     metric_files,
+    render,
+)
+from defectd.daemon.metrics_mode import (
+    MULTIPROC_ENV,
     multiprocess_enabled,
     prepare_multiprocess_dir,
-    render,
 )
 from defectd.daemon.protocol import REJECT_REASONS
 from defectd.daemon.sequence import SeqOutcome
@@ -80,17 +82,6 @@ def _stage_child(camera: str, frames: int, queue_depth: int, stamp: float) -> No
     metrics.queue("inference", queue_depth)
     metrics.slots(in_use=queue_depth, total=32)
     metrics.set_ready(True)
-
-
-def _switching_child(directory: str) -> None:
-    """A supervisor that imported prometheus_client before it knew the directory."""
-    if multiprocess_enabled():
-        raise SystemExit("prometheus_client was in multiprocess mode before the switch")
-    prepare_multiprocess_dir(directory)
-    enable_multiprocess(directory)
-    metrics = create_metrics(CAMERAS)
-    metrics.worker_restarted("inference")
-    metrics.set_build_info("1.2.3", "3.11.7")
 
 
 def _run(target: Callable[..., object], *args: object) -> int:
@@ -157,18 +148,55 @@ def test_two_processes_are_summed_and_dead_live_gauges_go(metrics_dir: Path) -> 
     assert _value(samples, "defectd_last_frame_timestamp_seconds", camera="top") == 1500.0
 
 
-def test_supervisor_switches_to_multiprocess_after_import(
+def test_the_mode_is_chosen_before_prometheus_client_is_imported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(MULTIPROC_ENV, raising=False)
     directory = tmp_path / "metrics"
     directory.mkdir()
     (directory / "counter_1.db").write_bytes(b"left over from the last run")
-    _run(_switching_child, str(directory))
+    # `defectd run`'s order, in a fresh interpreter: choose the mode, then import
+    # prometheus_client (through the metrics module), then create metrics.
+    code = (
+        "import sys\n"
+        "from defectd.daemon.metrics_mode import multiprocess_mode\n"
+        "assert 'prometheus_client' not in sys.modules\n"
+        f"with multiprocess_mode({str(directory)!r}):\n"
+        "    from defectd.daemon.metrics import create_metrics\n"
+        "    metrics = create_metrics(['top', 'bottom'])\n"
+        "    metrics.worker_restarted('inference')\n"
+        "    metrics.set_build_info('1.2.3', '3.11.7')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     samples = _samples(render(directory))
     assert _value(samples, "defectd_worker_restarts_total", kind="inference") == 1
     assert _value(samples, "defectd_build_info", version="1.2.3", python="3.11.7") == 1
     assert not (directory / "counter_1.db").exists()
+
+
+def test_a_late_choice_of_mode_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Choosing the mode after prometheus_client was imported is refused, not patched over."""
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    code = (
+        "import prometheus_client\n"
+        "from defectd.daemon.metrics_mode import multiprocess_mode\n"
+        f"with multiprocess_mode({str(tmp_path / 'metrics')!r}):\n"
+        "    pass\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "imported before the metrics directory was chosen" in done.stderr
+
+
+def test_an_unwritable_metrics_dir_names_the_key(tmp_path: Path) -> None:
+    from defectd.daemon.config import ConfigError
+    from defectd.daemon.metrics_mode import multiprocess_mode
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    expected = r"x.yaml: metrics.multiprocess_dir: .* not writable"
+    with pytest.raises(ConfigError, match=expected), multiprocess_mode(str(blocker), "x.yaml"):
+        pass
 
 
 def test_prepare_removes_only_metric_files(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from defectd.daemon.accounting import FrameAccount
-from defectd.daemon.batcher import Batcher, run_batcher
+from defectd.daemon.batcher import Batcher
 from defectd.daemon.slots import (
     SHM_DIR,
     Acquired,
@@ -108,6 +108,29 @@ def child_wait_for_slot(
         out.put((acquired.ref is not None, time.monotonic() - start))
         if acquired.ref is not None:
             pool.release(acquired.ref)
+
+
+def consume(
+    refs: multiprocessing.Queue[SlotRef | None],
+    batcher: Batcher[SlotRef],
+    infer: Callable[[list[SlotRef]], None],
+) -> None:
+    """Batch refs from the queue as the inference stage does, until None; then flush."""
+    while True:
+        deadline = batcher.next_deadline()
+        timeout = None if deadline is None else max(0.0, deadline - batcher.clock())
+        try:
+            item = refs.get(timeout=timeout)
+        except queue.Empty:
+            item = batcher  # nothing new: only the deadline passed
+        if item is None:
+            for rest in batcher.flush():
+                infer(rest)
+            return
+        if isinstance(item, SlotRef):
+            batcher.add(item)
+        while (batch := batcher.poll()) is not None:
+            infer(batch)
 
 
 def child_receiver(
@@ -336,7 +359,7 @@ def test_two_receivers_and_a_slow_batcher_account_for_every_frame(prefix: str) -
                 processed.append((ref.meta.camera, ref.meta.seq))
 
         batcher: Batcher[SlotRef] = Batcher(max_batch=3, max_wait_ms=2)
-        consumer = threading.Thread(target=run_batcher, args=(refs, batcher, infer))
+        consumer = threading.Thread(target=consume, args=(refs, batcher, infer))
         consumer.start()
         for receiver in receivers:
             receiver.start()

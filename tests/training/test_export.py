@@ -10,6 +10,12 @@ import pytest
 torch = pytest.importorskip("torch", reason="export needs defectd[train] (torch)")
 
 from defectd.engines.backends.onnxruntime_backend import OnnxRuntimeEngine  # noqa: E402
+from defectd.engines.golden import (  # noqa: E402
+    GOLDEN_FRAMES,
+    GOLDEN_JSON,
+    check_golden,
+    read_golden,
+)
 from defectd.engines.model_card import read_card  # noqa: E402
 from defectd.engines.synth import SyntheticLine  # noqa: E402
 from defectd.training.export import ExportError, export_model  # noqa: E402
@@ -44,6 +50,19 @@ def test_parity_on_frames_export_never_saw(tiny_run: Path, tiny_model: Path) -> 
     assert np.abs(fp16.probs.astype(np.float32) - fp32.probs).max() <= 1e-2
     same = ((fp16.probs >= 0.5) == (fp32.probs >= 0.5)).mean()
     assert same >= 0.999
+
+
+def test_export_writes_golden_outputs_that_pass(tiny_model: Path) -> None:
+    assert (tiny_model / GOLDEN_JSON).is_file() and (tiny_model / GOLDEN_FRAMES).is_file()
+    golden = read_golden(tiny_model)
+    assert golden.written_by["backend"] == "onnxruntime"
+    assert golden.written_by["precision"] == "fp32" and golden.written_by["device"] == "cpu"
+    assert golden.frames.shape[1:] == (1, 256, 1600) and 4 <= len(golden.frames) <= 5
+    card = read_card(tiny_model)
+    for precision in ("fp32", "fp16"):
+        with OnnxRuntimeEngine.from_card(card, precision, threads=1) as engine:
+            report = check_golden(engine, tiny_model)
+        assert report.ok, "\n".join(report.lines())
 
 
 def test_refuses_to_overwrite(tiny_run: Path, tiny_model: Path) -> None:

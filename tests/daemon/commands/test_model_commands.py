@@ -79,6 +79,10 @@ def test_tune_writes_thresholds_that_evaluate_then_reproduces(
     assert card.validation["frames"] == 24
     assert card.commands[-1].startswith("defectd tune --model")
     assert len(card.commands) == len(before.commands) + 1
+    # The golden outputs were rewritten for the tuned thresholds, over the same frames.
+    assert "golden outputs rewritten" in out
+    assert main(["golden", "check", "--model", str(model_copy), "--threads", "1"]) == 0
+    capsys.readouterr()
     main(
         [
             "evaluate",
