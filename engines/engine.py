@@ -1,11 +1,13 @@
 """The one engine interface: uint8 frames in, per-class probabilities and scores out.
 
 Every backend (ONNX Runtime, PyTorch, TensorRT, null) takes a uint8 batch N×H×W (or
-N×1×H×W), N ≤ ``max_batch``, and returns an `EngineOutput`. The daemon, `evaluate`, `tune` and
-the benchmarks only ever talk to `Engine`; `engines.selection.open_engine` picks the backend.
+N×1×H×W), N ≤ ``info.max_batch``, and returns an `EngineOutput`. The daemon, `evaluate`,
+`tune` and the benchmarks only ever talk to `Engine`; `engines.selection.open_engine` picks the
+backend.
 
-Backends subclass `BaseEngine`, which owns what they share: input checks, the batch limit,
-warm-up, the context manager and an idempotent `close()`.
+Backends subclass `Engine`, which owns what they share: input checks, the batch limit,
+warm-up, the context manager and an idempotent `close()`. What runs (backend, device,
+precision, batch limit, classes) is one value, `Engine.info`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -62,52 +64,6 @@ class EngineInfo:
         )
 
 
-class Engine(Protocol):
-    """A loaded model that runs batches of frames. Use it as a context manager."""
-
-    @property
-    def info(self) -> EngineInfo: ...
-
-    @property
-    def input(self) -> InputSpec: ...
-
-    @property
-    def backend(self) -> str: ...
-
-    @property
-    def device(self) -> str: ...
-
-    @property
-    def precision(self) -> str: ...
-
-    @property
-    def max_batch(self) -> int: ...
-
-    @property
-    def classes(self) -> tuple[str, ...]: ...
-
-    def infer(self, frames: npt.NDArray[Any]) -> EngineOutput:
-        """Run one batch; ValueError naming the expected shape when `frames` do not fit."""
-        ...
-
-    def warmup(self) -> None:
-        """Run every batch size the engine will see once, so the first frame is not slow."""
-        ...
-
-    def close(self) -> None:
-        """Free the engine's resources (sessions, GPU memory); safe to call twice."""
-        ...
-
-    def __enter__(self) -> Engine: ...
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None: ...
-
-
 def as_batch(
     frames: npt.NDArray[Any], spec: InputSpec, max_batch: int | None = None
 ) -> npt.NDArray[np.uint8]:
@@ -141,8 +97,10 @@ def warmup_sizes(max_batch: int) -> tuple[int, ...]:
     return tuple(sorted(sizes))
 
 
-class BaseEngine(abc.ABC):
-    """Shared behaviour of every backend; subclasses implement `_run` and `_release`."""
+class Engine(abc.ABC):
+    """A loaded model that runs batches of frames; use it as a context manager.
+
+    Backends implement `_run` (and `_release` when they hold more than memory)."""
 
     def __init__(self, info: EngineInfo, spec: InputSpec) -> None:
         if info.backend not in BACKENDS:
@@ -157,56 +115,41 @@ class BaseEngine(abc.ABC):
 
     @property
     def info(self) -> EngineInfo:
+        """What runs: backend, device, precision, max batch, model and classes."""
         return self._info
 
     @property
     def input(self) -> InputSpec:
+        """The frames the model takes (channels, height, width)."""
         return self._input
 
     @property
-    def backend(self) -> str:
-        return self._info.backend
-
-    @property
-    def device(self) -> str:
-        return self._info.device
-
-    @property
-    def precision(self) -> str:
-        return self._info.precision
-
-    @property
-    def max_batch(self) -> int:
-        return self._info.max_batch
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self._info.classes
-
-    @property
     def name(self) -> str:
-        return f"{self.backend}:{self.precision}"
+        return f"{self._info.backend}:{self._info.precision}"
 
     @property
     def closed(self) -> bool:
         return self._closed
 
     def infer(self, frames: npt.NDArray[Any]) -> EngineOutput:
+        """Run one batch; `InvalidInput` naming the expected shape when `frames` do not fit."""
         if self._closed:
             raise RuntimeError(f"{self.name} engine is closed; open a new one")
-        return self._run(as_batch(frames, self._input, self.max_batch))
+        return self._run(as_batch(frames, self._input, self._info.max_batch))
 
     def warmup(self) -> None:
+        """Run every batch size the engine will see once, so the first frame is not slow."""
         spec = self._input
-        for size in warmup_sizes(self.max_batch):
+        for size in warmup_sizes(self._info.max_batch):
             self.infer(np.zeros((size, spec.channels, spec.height, spec.width), np.uint8))
 
     def close(self) -> None:
+        """Free the engine's resources (sessions, GPU memory); safe to call twice."""
         if not self._closed:
             self._closed = True
             self._release()
 
-    def __enter__(self) -> BaseEngine:
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(

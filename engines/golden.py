@@ -156,8 +156,8 @@ def observe(
 ) -> tuple[GoldenFrame, ...]:
     """What `engine` gives on `frames`, in batches of at most its max_batch."""
     seen: list[GoldenFrame] = []
-    for start in range(0, len(frames), engine.max_batch):
-        out = engine.infer(frames[start : start + engine.max_batch])
+    for start in range(0, len(frames), engine.info.max_batch):
+        out = engine.infer(frames[start : start + engine.info.max_batch])
         presence, peak = out.presence.astype(np.float64), out.peak.astype(np.float64)
         for i in range(len(presence)):
             found = postprocess(out.probs[i], presence[i], thresholds, peak[i])
@@ -375,7 +375,7 @@ def check_golden(
             f"the engine takes {spec.channels}×{spec.height}×{spec.width}: {_remake(model_dir)}"
         )
     if tolerance is None:
-        tolerance = TOLERANCE[engine.precision]
+        tolerance = TOLERANCE[engine.info.precision]
     observed = observe(engine, golden.frames, card.thresholds)
     retuned = (
         "the card's thresholds differ from those the golden outputs were written with (tuned "
@@ -387,8 +387,8 @@ def check_golden(
     return GoldenReport(
         model_dir=str(model_dir),
         frames=len(observed),
-        backend=engine.backend,
-        precision=engine.precision,
+        backend=engine.info.backend,
+        precision=engine.info.precision,
         tolerance=tolerance,
         max_abs_presence=figures.worst["presence"],
         max_abs_peak=figures.worst["peak"],

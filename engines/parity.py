@@ -80,7 +80,7 @@ def compare(
                 if after != before:
                     notes.append(f"frame {start + i} class {class_id}: {before} → {after} px")
     if tolerance is None:
-        tolerance = TOLERANCE[candidate.precision]
+        tolerance = TOLERANCE[candidate.info.precision]
     return ParityReport(
         len(frames), probs, presence, peak, tolerance, same, area_change, tuple(notes)
     )

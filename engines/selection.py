@@ -21,7 +21,7 @@ from typing import Any
 
 from defectd.engines.backends.null_backend import NullEngine
 from defectd.engines.backends.onnxruntime_backend import OnnxRuntimeEngine, cuda_provider_available
-from defectd.engines.engine import BACKENDS, PRECISIONS, BaseEngine
+from defectd.engines.engine import BACKENDS, PRECISIONS, Engine
 from defectd.engines.errors import InvalidSetting, MissingDependency
 from defectd.engines.model_card import ModelCard, read_card
 
@@ -239,7 +239,7 @@ def open_engine(
     config: EngineConfig = EngineConfig(),
     frames: FrameFormat | None = None,
     platform: Platform | None = None,
-) -> BaseEngine:
+) -> Engine:
     """Open, check and warm up the engine that `config` selects on this machine.
 
     `model` is a model directory (or its card); it may be None only for the null backend.
@@ -247,7 +247,7 @@ def open_engine(
     if model is None:
         if config.backend != "null":
             raise InvalidSetting(f"engine.backend {config.backend} needs a model directory")
-        engine: BaseEngine = NullEngine(max_batch=config.max_batch)
+        engine: Engine = NullEngine(max_batch=config.max_batch)
         log.info("engine: %s (engine.backend is null)", engine.info.describe())
         return engine
     card = model if isinstance(model, ModelCard) else read_card(model)
@@ -266,7 +266,7 @@ def open_engine(
     return engine
 
 
-def _open(card: ModelCard, config: EngineConfig, choice: Choice) -> BaseEngine:
+def _open(card: ModelCard, config: EngineConfig, choice: Choice) -> Engine:
     if choice.backend == "null":
         return NullEngine(card.input, card.classes, config.max_batch, f"{card.name} {card.version}")
     if choice.backend == "onnxruntime":

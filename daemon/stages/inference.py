@@ -34,7 +34,7 @@ from defectd.daemon.config import check_model
 from defectd.daemon.metrics import Metrics, create_metrics
 from defectd.daemon.slots import SlotPool, SlotRef, SlotState
 from defectd.daemon.stages.common import Reporter, StageSpec, bind_ipc, start_stage
-from defectd.engines.engine import BaseEngine, EngineOutput
+from defectd.engines.engine import Engine, EngineOutput
 from defectd.engines.postprocess import PostprocessConfig
 from defectd.engines.selection import open_engine
 
@@ -81,7 +81,7 @@ class Inference:
 
     def __init__(
         self,
-        engine: BaseEngine,
+        engine: Engine,
         pool: SlotPool,
         thresholds: PostprocessConfig,
         workers: list[zmq.Socket[bytes]],
@@ -96,7 +96,7 @@ class Inference:
         self._metrics = metrics
         spec = pool.spec
         self._shape = (spec.height, spec.width)
-        self._buffer = np.empty((engine.max_batch, spec.height, spec.width), np.uint8)
+        self._buffer = np.empty((engine.info.max_batch, spec.height, spec.width), np.uint8)
 
     def run_batch(self, batch: list[SlotRef]) -> None:
         """Infer the frames of `batch` still held (others were dropped meanwhile)."""
@@ -189,11 +189,11 @@ def run_inference(spec: StageSpec) -> None:
     thresholds = check_model(config, verify=False).thresholds
     engine = open_engine(config.model.dir, config.engine, config.frame_format)
     try:
-        metrics.engine_loaded(engine.info, _runtime_version(engine.backend))
+        metrics.engine_loaded(engine.info, _runtime_version(engine.info.backend))
         reporter.ready(engine.info)
         log.info("inference ready: %s", engine.info.describe())
         stage = Inference(engine, pool, thresholds, workers, reporter, metrics)
-        batcher: Batcher[SlotRef] = Batcher(engine.max_batch, config.batching.max_wait_ms)
+        batcher: Batcher[SlotRef] = Batcher(engine.info.max_batch, config.batching.max_wait_ms)
         seen = 0  # newest commit ticket handed to the batcher
         while not stop.requested:
             deadline = batcher.next_deadline()

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from defectd.engines.engine import BaseEngine, EngineInfo, EngineOutput
+from defectd.engines.engine import Engine, EngineInfo, EngineOutput
 from defectd.engines.model_card import InputSpec
 
 
-class NullEngine(BaseEngine):
+class NullEngine(Engine):
     """An engine that finds nothing; same input checks as a real one."""
 
     def __init__(
@@ -30,7 +30,7 @@ class NullEngine(BaseEngine):
 
     @property
     def num_classes(self) -> int:
-        return len(self.classes)
+        return len(self.info.classes)
 
     def _run(self, batch: npt.NDArray[np.uint8]) -> EngineOutput:
         n, c = batch.shape[0], self.num_classes

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from defectd.engines.engine import BaseEngine, EngineInfo, EngineOutput
+from defectd.engines.engine import Engine, EngineInfo, EngineOutput
 from defectd.engines.errors import InvalidInput, InvalidSetting, MissingDependency
 from defectd.engines.model_card import InputSpec, ModelCard
 
@@ -25,7 +25,7 @@ def cuda_provider_available() -> bool:
     return CUDA_PROVIDER in ort.get_available_providers()
 
 
-class OnnxRuntimeEngine(BaseEngine):
+class OnnxRuntimeEngine(Engine):
     """An ONNX Runtime session over one ONNX file of a model directory."""
 
     def __init__(
@@ -90,7 +90,7 @@ class OnnxRuntimeEngine(BaseEngine):
         )
 
     def _run(self, batch: npt.NDArray[np.uint8]) -> EngineOutput:
-        assert self.session is not None  # BaseEngine.infer refuses a closed engine
+        assert self.session is not None  # Engine.infer refuses a closed engine
         probs, presence, peak = self.session.run(list(OUTPUTS), {self.input_name: batch})
         return EngineOutput(np.asarray(probs), np.asarray(presence), np.asarray(peak))
 

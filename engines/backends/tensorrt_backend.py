@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from defectd.engines.engine import BaseEngine, EngineInfo, EngineOutput, as_batch
+from defectd.engines.engine import Engine, EngineInfo, EngineOutput, as_batch
 from defectd.engines.engine_cache import CacheKey, EngineCache, io_buffer_sizes, profile_shapes
 from defectd.engines.errors import InvalidSetting
 from defectd.engines.model_card import InputSpec, ModelCard
@@ -106,7 +106,7 @@ class _Slot:
     downloaded: Any
 
 
-class TensorRTEngine(BaseEngine):
+class TensorRTEngine(Engine):
     """A deserialized plan with its execution context, streams and buffers on GPU 0."""
 
     def __init__(
@@ -308,7 +308,7 @@ class TensorRTEngine(BaseEngine):
             for index, frames in enumerate(batches):
                 if self.closed:
                     raise RuntimeError(f"{self.name} engine was closed during infer_many")
-                batch = as_batch(frames, self.input, self.max_batch)
+                batch = as_batch(frames, self.input, self.info.max_batch)
                 slot = self._slots[index % 2]
                 with self._active():
                     self._submit(slot, batch)  # batch k goes up while k-1 still computes

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from defectd.engines.engine import BaseEngine, EngineInfo, EngineOutput
+from defectd.engines.engine import Engine, EngineInfo, EngineOutput
 from defectd.engines.errors import InvalidSetting, MissingDependency
 from defectd.engines.model_card import InputSpec, ModelCard
 
@@ -63,7 +63,7 @@ class _CapturedGraph:
     outputs: tuple[Any, Any, Any]  # static (probs, presence, peak) on the GPU
 
 
-class TorchEngine(BaseEngine):
+class TorchEngine(Engine):
     """TorchScript DeepLabV3+ on CUDA (FP16/FP32, CUDA Graphs) or on the CPU (FP32)."""
 
     def __init__(

@@ -38,7 +38,7 @@ from defectd.engines.benchmarks.naive import (
     time_naive_loop,
     torch_runner,
 )
-from defectd.engines.engine import BaseEngine
+from defectd.engines.engine import Engine
 from defectd.engines.files import write_json
 from defectd.engines.flops import OnnxNotInstalled, count_flops
 from defectd.engines.model_card import ModelCard, read_card
@@ -144,7 +144,7 @@ def synthetic_frames(card: ModelCard, count: int, seed: int) -> npt.NDArray[np.u
 
 
 def time_batch(
-    engine: BaseEngine,
+    engine: Engine,
     pool: npt.NDArray[np.uint8],
     batch: int,
     thresholds: PostprocessConfig,

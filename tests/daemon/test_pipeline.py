@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import re
 import signal
 import socket
 import time
@@ -16,27 +15,25 @@ from typing import Any
 import jsonschema  # defectd[dev]
 import numpy as np
 import pytest
-import yaml
 import zmq
 
 from defectd.daemon.config import check_model, load_config
 from defectd.daemon.protocol import FrameHeader, encode_frame
 from defectd.daemon.stages.inference import candidate_classes
-from defectd.daemon.tools.loopback import free_port
+from defectd.daemon.tools.loopback import (
+    Camera,
+    DaemonProcess,
+    Listener,
+    LoopbackPorts,
+    free_port,
+    metric,
+    write_config,
+)
 from defectd.engines.model_card import default_model_dir
 from defectd.engines.postprocess import postprocess
 from defectd.engines.selection import EngineConfig, open_engine
 from defectd.engines.synth import SyntheticLine
-from tests.daemon.pipeline_helpers import (
-    HEIGHT,
-    WIDTH,
-    Camera,
-    Ports,
-    Subscriber,
-    running,
-    summaries,
-    write_config,
-)
+from tests.daemon.pipeline_helpers import HEIGHT, WIDTH, small_line
 
 pytestmark = pytest.mark.slow
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "docs" / "schemas"
@@ -63,36 +60,27 @@ def balanced(status: dict[str, Any]) -> bool:
     return bool(frames["received"] == frames["processed"] + sum(frames["dropped"].values()))
 
 
-def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one series in a /metrics exposition (0 when absent)."""
-    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
-    for line in text.splitlines():
-        match = re.fullmatch(r"(\w+)(?:\{(.*)\})? (\S+)", line)
-        if match and match[1] == name:
-            found = ",".join(sorted((match[2] or "").split(","))) if match[2] else ""
-            if found == wanted:
-                return float(match[3])
-    return 0.0
-
-
 def test_null_engine_every_frame_published_in_order(
     tmp_path: Path, context: zmq.Context[zmq.Socket[bytes]]
 ) -> None:
-    ports = Ports()
-    config = write_config(tmp_path / "defectd.yaml", ports)
+    ports = LoopbackPorts()
+    config = small_line(ports)
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify"))
     notify.settimeout(5)
     env = {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "1000000"}
-    with notify, running(config, ports, tmp_path / "daemon.log", env) as daemon:
+    with (
+        notify,
+        DaemonProcess(config, tmp_path, ports, env=env) as daemon,
+        Listener(ports.publish_endpoint, strict=True) as subscriber,
+    ):
         daemon.wait_ready()
         _notifications(notify, "READY=1")  # systemd hears of readiness,
         _notifications(notify, "WATCHDOG=1")  # and of progress while every stage turns
         assert daemon.http("/healthz")[0] == 200
         assert set(daemon.children()) == {"recv0", "infer", "post0", "pub"}
-        subscriber = Subscriber(context, ports.publish_endpoint)
-        subscriber.wait_subscribed()
-        camera = Camera(context, ports.camera_endpoint)
+        assert subscriber.wait_subscribed()
+        camera = Camera(ports.camera_endpoint, context=context)
         for seq in range(30):
             for cam in ("cam0", "cam1"):
                 camera.send(cam, seq, coil_id="C-17", position_m=1.5 * seq)
@@ -105,19 +93,19 @@ def test_null_engine_every_frame_published_in_order(
         status = subscriber.last_status()
         assert status is not None and status["ready"] and balanced(status)
         assert status["frames"]["dropped"] == {} and status["frames"]["lost"] == 0
-        seen = summaries(subscriber)
+        seen = subscriber.summaries()
         for cam in ("cam0", "cam1"):  # every frame, each camera in order
             assert [seq for c, seq in seen if c == cam] == list(range(30))
         first = subscriber.of("frame")[0]
         assert first["line"] == "line1" and first["coil_id"] == "C-17"
         assert first["classes"] == [] and first["receive_ns"] <= first["publish_ns"]
         assert subscriber.of("defect") == []
-        exposition = daemon.http("/metrics")[1]
+        exposition = daemon.metrics()
         assert metric(exposition, "defectd_frames_received_total", camera="cam0") == 30
         assert metric(exposition, "defectd_frames_processed_total", camera="cam1") == 30
         assert daemon.stop() == 0
         assert "STOPPING=1" in _notifications(notify, "STOPPING=1")
-    assert "stopped: received 60, processed 60, dropped none" in daemon.log.read_text()
+    assert "stopped: received 60, processed 60, dropped none" in daemon.log_text()
 
 
 def _notifications(notify: socket.socket, wanted: str) -> str:
@@ -133,10 +121,8 @@ def _notifications(notify: socket.socket, wanted: str) -> str:
 def test_malformed_frames_rejected_by_reason(
     tmp_path: Path, context: zmq.Context[zmq.Socket[bytes]]
 ) -> None:
-    ports = Ports()
-    config = write_config(
-        tmp_path / "defectd.yaml", ports, ingest={"max_frame_bytes": HEIGHT * WIDTH}
-    )
+    ports = LoopbackPorts()
+    config = small_line(ports, ingest={"max_frame_bytes": HEIGHT * WIDTH})
     good = b'{"camera_id":"cam0","seq":%d,"capture_ns":1,"encoding":"%s","width":%d,"height":256}'
     frame = bytes(HEIGHT * WIDTH)
     bad = {
@@ -149,11 +135,13 @@ def test_malformed_frames_rejected_by_reason(
         "wrong_frame_size": [good % (5, b"mono8", 800), bytes(HEIGHT * 800)],
         "undecodable": [good % (6, b"png", WIDTH), b"\x89PNG\r\n\x1a\n" + bytes(40)],
     }
-    with running(config, ports, tmp_path / "daemon.log") as daemon:
+    with (
+        DaemonProcess(config, tmp_path, ports) as daemon,
+        Listener(ports.publish_endpoint, strict=True) as subscriber,
+    ):
         daemon.wait_ready()
-        subscriber = Subscriber(context, ports.publish_endpoint)
-        subscriber.wait_subscribed()
-        camera = Camera(context, ports.camera_endpoint)
+        assert subscriber.wait_subscribed()
+        camera = Camera(ports.camera_endpoint, context=context)
         for parts in bad.values():
             camera.send_raw(parts)
         camera.send("cam0", 7)  # still alive: the next good frame goes through
@@ -166,8 +154,8 @@ def test_malformed_frames_rejected_by_reason(
         assert status is not None
         assert status["frames"]["dropped"] == dict.fromkeys(sorted(bad), 1)
         assert status["frames"]["received"] == len(bad) + 1 and balanced(status)
-        assert summaries(subscriber) == [("cam0", 7)]
-        exposition = daemon.http("/metrics")[1]
+        assert subscriber.summaries() == [("cam0", 7)]
+        exposition = daemon.metrics()
         assert (
             metric(exposition, "defectd_frames_dropped_total", camera="cam0", reason="too_large")
             == 1
@@ -183,7 +171,7 @@ def test_malformed_frames_rejected_by_reason(
         )
         assert daemon.http("/readyz")[0] == 200
         assert daemon.stop() == 0
-    assert "frame rejected: camera cam0: size_mismatch" in daemon.log.read_text()
+    assert "frame rejected: camera cam0: size_mismatch" in daemon.log_text()
 
 
 def _expected_classes(frames: list[np.ndarray], config_path: Path) -> list[tuple[str, ...]]:
@@ -196,7 +184,7 @@ def _expected_classes(frames: list[np.ndarray], config_path: Path) -> list[tuple
         for image in frames:
             out = engine.infer(image[None])
             defects = postprocess(out.probs[0], out.presence[0], thresholds, out.peak[0])
-            expected.append(tuple(engine.classes[c - 1] for c in defects.classes))
+            expected.append(tuple(engine.info.classes[c - 1] for c in defects.classes))
             # the daemon's fast path must never skip a frame post-processing would keep
             kept = {c - 1 for c in defects.classes}
             presence = np.asarray(out.presence[0], np.float64)
@@ -209,26 +197,28 @@ def _expected_classes(frames: list[np.ndarray], config_path: Path) -> list[tuple
 def test_onnx_engine_publishes_defects_of_the_right_classes(
     tmp_path: Path, context: zmq.Context[zmq.Socket[bytes]]
 ) -> None:
-    ports = Ports()
-    config = write_config(
-        tmp_path / "defectd.yaml", ports, engine=ONNX, postprocess={"include_rle": True}
-    )
+    ports = LoopbackPorts()
+    config = small_line(ports, engine=ONNX, postprocess={"include_rle": True})
     line = SyntheticLine(7)
     synth = [line.frame(index) for index in range(8)]
-    expected = _expected_classes([frame.image for frame in synth], config)
+    expected = _expected_classes(
+        [frame.image for frame in synth], write_config(tmp_path / "defectd.yaml", config)
+    )
     assert sum(1 for classes in expected if classes) >= 4  # the test needs defective frames
-    with running(config, ports, tmp_path / "daemon.log") as daemon:
+    with (
+        DaemonProcess(config, tmp_path, ports) as daemon,
+        Listener(ports.publish_endpoint, strict=True) as subscriber,
+    ):
         daemon.wait_ready()
-        subscriber = Subscriber(context, ports.publish_endpoint)
-        subscriber.wait_subscribed()
-        camera = Camera(context, ports.camera_endpoint)
+        assert subscriber.wait_subscribed()
+        camera = Camera(ports.camera_endpoint, context=context)
         for index, frame in enumerate(synth):
             camera.send("cam1", 100 + index, frame.image)
         subscriber.until(lambda: len(subscriber.of("frame")) >= 8, 20, "8 frame summaries")
         assert daemon.stop() == 0
     by_seq: dict[int, list[str]] = {}
     order: list[tuple[str, int]] = []  # a frame's defect events come before its summary
-    for topic, payload in subscriber.messages:
+    for topic, payload in subscriber.messages():
         kind = topic.split(".")[0]
         if kind == "defect":
             assert topic == f"defect.line1.cam1.{payload['class_name']}"
@@ -243,7 +233,7 @@ def test_onnx_engine_publishes_defects_of_the_right_classes(
         assert order.index(("frame", seq)) > max(
             i for i, e in enumerate(order) if e == ("defect", seq)
         )
-    for topic, payload in subscriber.messages:  # real output against the published schemas
+    for topic, payload in subscriber.messages():  # real output against the published schemas
         SCHEMAS[topic.split(".")[0]].validate(payload)
     truth = [tuple(line.frame(i).classes) for i in range(8)]
     found = [tuple(sorted(by_seq.get(100 + i, []))) for i in range(8)]
@@ -253,15 +243,17 @@ def test_onnx_engine_publishes_defects_of_the_right_classes(
 def test_sigterm_drains_frames_in_flight(
     tmp_path: Path, context: zmq.Context[zmq.Socket[bytes]]
 ) -> None:
-    ports = Ports()
+    ports = LoopbackPorts()
     count = 40
-    config = write_config(tmp_path / "defectd.yaml", ports, engine=ONNX, slots={"count": 48})
+    config = small_line(ports, engine=ONNX, slots={"count": 48})
     image = SyntheticLine(3).frame(0).image
-    with running(config, ports, tmp_path / "daemon.log") as daemon:
+    with (
+        DaemonProcess(config, tmp_path, ports) as daemon,
+        Listener(ports.publish_endpoint, strict=True) as subscriber,
+    ):
         daemon.wait_ready()
-        subscriber = Subscriber(context, ports.publish_endpoint)
-        subscriber.wait_subscribed()
-        camera = Camera(context, ports.camera_endpoint)
+        assert subscriber.wait_subscribed()
+        camera = Camera(ports.camera_endpoint, context=context)
         for seq in range(count):
             camera.send("cam0", seq, image)
         subscriber.until(
@@ -272,13 +264,11 @@ def test_sigterm_drains_frames_in_flight(
         status = subscriber.last_status()
         assert status is not None and status["frames"]["processed"] < count  # still in flight
         daemon.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        while daemon.process.poll() is None and time.monotonic() < deadline:
-            subscriber.pump()
-        subscriber.pump(200)
+        daemon.wait(20)
+        time.sleep(0.2)  # the last messages reach the subscriber
         assert daemon.process.wait(1) == 0
-    assert summaries(subscriber) == [("cam0", seq) for seq in range(count)]
-    assert f"stopped: received {count}, processed {count}, dropped none" in daemon.log.read_text()
+    assert subscriber.summaries() == [("cam0", seq) for seq in range(count)]
+    assert f"stopped: received {count}, processed {count}, dropped none" in daemon.log_text()
     assert not [
         name for name in os.listdir("/dev/shm") if name.startswith(f"defectd-{daemon.process.pid}-")
     ]
@@ -287,15 +277,17 @@ def test_sigterm_drains_frames_in_flight(
 def test_killed_inference_restarts_and_its_frames_count_as_crash_drops(
     tmp_path: Path, context: zmq.Context[zmq.Socket[bytes]]
 ) -> None:
-    ports = Ports()
+    ports = LoopbackPorts()
     count = 30
-    config = write_config(tmp_path / "defectd.yaml", ports, engine=ONNX, slots={"count": 32})
+    config = small_line(ports, engine=ONNX, slots={"count": 32})
     image = SyntheticLine(3).frame(1).image
-    with running(config, ports, tmp_path / "daemon.log") as daemon:
+    with (
+        DaemonProcess(config, tmp_path, ports) as daemon,
+        Listener(ports.publish_endpoint, strict=True) as subscriber,
+    ):
         daemon.wait_ready()
-        subscriber = Subscriber(context, ports.publish_endpoint)
-        subscriber.wait_subscribed()
-        camera = Camera(context, ports.camera_endpoint)
+        assert subscriber.wait_subscribed()
+        camera = Camera(ports.camera_endpoint, context=context)
         for seq in range(count):
             camera.send("cam0", seq, image)
         subscriber.until(lambda: len(subscriber.of("frame")) >= 2, 10, "the first frames")
@@ -315,33 +307,33 @@ def test_killed_inference_restarts_and_its_frames_count_as_crash_drops(
         crashed = status["frames"]["dropped"].get("worker_crash", 0)
         assert set(status["frames"]["dropped"]) <= {"worker_crash"}
         assert crashed >= 1
-        assert len(summaries(subscriber)) == count - crashed
+        assert len(subscriber.summaries()) == count - crashed
         assert daemon.children()["recv0"] == receiver  # the receiver kept running
-        exposition = daemon.http("/metrics")[1]
+        exposition = daemon.metrics()
         assert metric(exposition, "defectd_worker_restarts_total", kind="inference") == 1
         assert (
             metric(exposition, "defectd_frames_dropped_total", camera="cam0", reason="worker_crash")
             == crashed
         )
         assert daemon.stop() == 0
-    assert "inference (pid" in daemon.log.read_text()
+    assert "inference (pid" in daemon.log_text()
 
 
 def test_no_subscriber_does_not_stall_the_pipeline(
     tmp_path: Path, context: zmq.Context[zmq.Socket[bytes]]
 ) -> None:
-    ports = Ports()
-    config = write_config(tmp_path / "defectd.yaml", ports, publish={"sndhwm": 1})
-    with running(config, ports, tmp_path / "daemon.log") as daemon:
+    ports = LoopbackPorts()
+    config = small_line(ports, publish={"sndhwm": 1})
+    with DaemonProcess(config, tmp_path, ports) as daemon:
         daemon.wait_ready()
-        camera = Camera(context, ports.camera_endpoint)
+        camera = Camera(ports.camera_endpoint, context=context)
         for seq in range(100):
             camera.send("cam0", seq)
         deadline = time.monotonic() + 10
         processed = 0.0
         while processed < 100 and time.monotonic() < deadline:
             time.sleep(0.2)
-            exposition = daemon.http("/metrics")[1]
+            exposition = daemon.metrics()
             processed = metric(exposition, "defectd_frames_processed_total", camera="cam0")
         assert processed == 100
         assert daemon.stop() == 0
@@ -351,9 +343,9 @@ def test_a_subscriber_that_never_reads_does_not_stall_the_pipeline(
     tmp_path: Path, context: zmq.Context[zmq.Socket[bytes]]
 ) -> None:
     """A connected SUB that reads nothing: its queue fills, ZeroMQ drops for it alone."""
-    ports = Ports()
-    config = write_config(tmp_path / "defectd.yaml", ports, publish={"sndhwm": 4})
-    with running(config, ports, tmp_path / "daemon.log") as daemon:
+    ports = LoopbackPorts()
+    config = small_line(ports, publish={"sndhwm": 4})
+    with DaemonProcess(config, tmp_path, ports) as daemon:
         daemon.wait_ready()
         stuck = context.socket(zmq.SUB)
         stuck.setsockopt(zmq.RCVHWM, 1)
@@ -361,14 +353,14 @@ def test_a_subscriber_that_never_reads_does_not_stall_the_pipeline(
         stuck.setsockopt(zmq.SUBSCRIBE, b"")
         stuck.connect(ports.publish_endpoint)
         time.sleep(0.5)  # the subscription reaches the publisher
-        camera = Camera(context, ports.camera_endpoint)
+        camera = Camera(ports.camera_endpoint, context=context)
         for seq in range(100):
             camera.send("cam0", seq)
         deadline = time.monotonic() + 10
         processed = 0.0
         while processed < 100 and time.monotonic() < deadline:
             time.sleep(0.2)
-            exposition = daemon.http("/metrics")[1]
+            exposition = daemon.metrics()
             processed = metric(exposition, "defectd_frames_processed_total", camera="cam0")
         assert processed == 100  # every frame went through while the subscriber sat still
         assert stuck.poll(0)  # it is connected: messages did reach it, it just never read
@@ -379,21 +371,22 @@ def test_a_subscriber_that_never_reads_does_not_stall_the_pipeline(
 def test_overload_with_drop_oldest_accounts_for_every_frame(
     tmp_path: Path, context: zmq.Context[zmq.Socket[bytes]]
 ) -> None:
-    ports = Ports()
+    ports = LoopbackPorts()
     count = 40
-    config = write_config(
-        tmp_path / "defectd.yaml",
+    config = small_line(
         ports,
         engine=ONNX,
         slots={"count": 4},
         batching={"policy": "drop_oldest"},
     )
     image = SyntheticLine(3).frame(0).image
-    with running(config, ports, tmp_path / "daemon.log") as daemon:
+    with (
+        DaemonProcess(config, tmp_path, ports) as daemon,
+        Listener(ports.publish_endpoint, strict=True) as subscriber,
+    ):
         daemon.wait_ready()
-        subscriber = Subscriber(context, ports.publish_endpoint)
-        subscriber.wait_subscribed()
-        camera = Camera(context, ports.camera_endpoint)
+        assert subscriber.wait_subscribed()
+        camera = Camera(ports.camera_endpoint, context=context)
         for seq in range(count):
             camera.send("cam1", seq, image)
 
@@ -406,41 +399,39 @@ def test_overload_with_drop_oldest_accounts_for_every_frame(
         assert status is not None
         dropped = status["frames"]["dropped"]
         assert set(dropped) == {"queue_full"} and dropped["queue_full"] > 0
-        seen = [seq for _, seq in summaries(subscriber)]
+        seen = [seq for _, seq in subscriber.summaries()]
         assert len(seen) == count - dropped["queue_full"] == status["frames"]["processed"]
         assert seen == sorted(seen)  # the newest frames win, in order
         assert seen[-1] == count - 1
         assert daemon.stop() == 0
-    assert f"stopped: received {count}, processed {len(seen)}" in daemon.log.read_text()
+    assert f"stopped: received {count}, processed {len(seen)}" in daemon.log_text()
 
 
 def test_sub_cameras_and_two_receivers(
     tmp_path: Path, context: zmq.Context[zmq.Socket[bytes]]
 ) -> None:
-    ports = Ports()
+    ports = LoopbackPorts()
     pub_port = free_port()
-    config = write_config(tmp_path / "defectd.yaml", ports, ingest={"receivers": 2})
-    text = (tmp_path / "defectd.yaml").read_text()
-    publishing = {
+    config = small_line(ports, ingest={"receivers": 2})
+    config["cameras"][0] = {  # a camera that publishes; the daemon connects to it
         "id": "cam0",
         "endpoint": f"tcp://127.0.0.1:{pub_port}",
         "mode": "connect",
         "width": WIDTH,
         "height": HEIGHT,
     }
-    document = yaml.safe_load(text)
-    document["cameras"][0] = publishing
-    config.write_text(yaml.safe_dump(document))
-    source = context.socket(zmq.PUB)  # a camera that publishes; the daemon connects to it
+    source = context.socket(zmq.PUB)
     source.setsockopt(zmq.LINGER, 0)
     source.bind(f"tcp://127.0.0.1:{pub_port}")
     blank = bytes(HEIGHT * WIDTH)
-    with running(config, ports, tmp_path / "daemon.log") as daemon:
+    with (
+        DaemonProcess(config, tmp_path, ports) as daemon,
+        Listener(ports.publish_endpoint, strict=True) as subscriber,
+    ):
         daemon.wait_ready()
         assert {"recv0", "recv1"} <= set(daemon.children())
-        subscriber = Subscriber(context, ports.publish_endpoint)
-        subscriber.wait_subscribed()
-        pusher = Camera(context, ports.camera_endpoint)
+        assert subscriber.wait_subscribed()
+        pusher = Camera(ports.camera_endpoint, context=context)
         seq = 0
 
         def cam0_arrived() -> bool:
@@ -448,13 +439,13 @@ def test_sub_cameras_and_two_receivers(
             header = FrameHeader("cam0", seq, time.time_ns(), "mono8", WIDTH, HEIGHT)
             source.send_multipart(encode_frame(header, blank, with_topic=True))
             seq += 1
-            return any(cam == "cam0" for cam, _ in summaries(subscriber))
+            return any(cam == "cam0" for cam, _ in subscriber.summaries())
 
         subscriber.until(cam0_arrived, 10, "a frame from the PUB camera")
         for index in range(5):
             pusher.send("cam1", index)
         subscriber.until(
-            lambda: sum(cam == "cam1" for cam, _ in summaries(subscriber)) == 5, 10, "cam1"
+            lambda: sum(cam == "cam1" for cam, _ in subscriber.summaries()) == 5, 10, "cam1"
         )
         assert daemon.stop() == 0
 
@@ -463,11 +454,11 @@ def test_sub_cameras_and_two_receivers(
     importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here"
 )
 def test_an_engine_that_cannot_open_makes_the_daemon_give_up(tmp_path: Path) -> None:
-    ports = Ports()
-    config = write_config(tmp_path / "defectd.yaml", ports, engine={"backend": "tensorrt"})
-    with running(config, ports, tmp_path / "daemon.log") as daemon:
+    ports = LoopbackPorts()
+    config = small_line(ports, engine={"backend": "tensorrt"})
+    with DaemonProcess(config, tmp_path, ports) as daemon:
         assert daemon.process.wait(30) == 1
-    log = daemon.log.read_text()
+    log = daemon.log_text()
     assert "engine.backend tensorrt: TensorRT/pycuda or an NVIDIA GPU is missing" in log
     assert "giving up: the inference process died 3 times" in log
 
@@ -476,14 +467,16 @@ def test_an_engine_that_cannot_open_makes_the_daemon_give_up(tmp_path: Path) -> 
 def test_an_idle_stage_killed_is_restarted_and_the_pipeline_goes_on(
     stage: str, tmp_path: Path, context: zmq.Context[zmq.Socket[bytes]]
 ) -> None:
-    ports = Ports()
-    config = write_config(tmp_path / "defectd.yaml", ports)
+    ports = LoopbackPorts()
+    config = small_line(ports)
     kind = {"post0": "postprocess", "pub": "publisher", "recv0": "receiver"}[stage]
-    with running(config, ports, tmp_path / "daemon.log") as daemon:
+    with (
+        DaemonProcess(config, tmp_path, ports) as daemon,
+        Listener(ports.publish_endpoint, strict=True) as subscriber,
+    ):
         daemon.wait_ready()
-        subscriber = Subscriber(context, ports.publish_endpoint)
-        subscriber.wait_subscribed()
-        camera = Camera(context, ports.camera_endpoint)
+        assert subscriber.wait_subscribed()
+        camera = Camera(ports.camera_endpoint, context=context)
         for seq in range(5):
             camera.send("cam0", seq)
         subscriber.until(
@@ -504,12 +497,10 @@ def test_an_idle_stage_killed_is_restarted_and_the_pipeline_goes_on(
             nonlocal seq
             camera.send("cam0", seq)
             seq += 1
-            return len(summaries(subscriber)) >= 8
+            return len(subscriber.summaries()) >= 8
 
         subscriber.until(flowing, 15, "frames after the restart")
-        exposition = daemon.http("/metrics")[1]
+        exposition = daemon.metrics()
         assert metric(exposition, "defectd_worker_restarts_total", kind=kind) == 1
         assert daemon.stop() == 0
-    assert (
-        f"{kind}" in daemon.log.read_text() and "died with exit code -9" in daemon.log.read_text()
-    )
+    assert f"{kind}" in daemon.log_text() and "died with exit code -9" in daemon.log_text()

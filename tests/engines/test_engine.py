@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from defectd.engines.backends.null_backend import NullEngine
-from defectd.engines.engine import BaseEngine, EngineInfo, EngineOutput, as_batch, warmup_sizes
+from defectd.engines.engine import Engine, EngineInfo, EngineOutput, as_batch, warmup_sizes
 from defectd.engines.model_card import InputSpec
 
 
@@ -26,8 +26,8 @@ def test_batches_over_max_batch_are_refused_with_the_fix() -> None:
 
 def test_properties_and_metric_labels() -> None:
     engine = NullEngine(classes=("a", "b"), max_batch=4, model="m 1")
-    assert (engine.backend, engine.device, engine.precision) == ("null", "cpu", "fp32")
-    assert engine.max_batch == 4 and engine.classes == ("a", "b")
+    assert (engine.info.backend, engine.info.device, engine.info.precision) == ("null", "cpu", "fp32")
+    assert engine.info.max_batch == 4 and engine.info.classes == ("a", "b")
     assert engine.input == InputSpec()
     assert engine.info.labels() == {
         "backend": "null",
@@ -49,7 +49,7 @@ def test_context_manager_closes_and_a_closed_engine_refuses_work() -> None:
         engine.infer(np.zeros((1, 256, 1600), np.uint8))
 
 
-class _Zeros(BaseEngine):
+class _Zeros(Engine):
     """The smallest real backend: zeros of the right shapes."""
 
     def _run(self, batch: np.ndarray) -> EngineOutput:

@@ -107,7 +107,7 @@ def test_fp16_engine_matches_onnxruntime_fp32(
         card, max_batch=4, opt_batch=2, cache_dir=engine_dir, workspace_mb=1024
     ) as engine:
         assert engine.info.backend == "tensorrt" and engine.precision == "fp16"
-        assert engine.device == f"cuda:0 {trt_gpu}"
+        assert engine.info.device == f"cuda:0 {trt_gpu}"
         out = engine.infer(frames)
     assert out.probs.dtype == np.float16 and out.probs.shape == (3, 4, 256, 1600)
     for name in OUTPUTS:
