@@ -26,7 +26,11 @@ def test_batches_over_max_batch_are_refused_with_the_fix() -> None:
 
 def test_properties_and_metric_labels() -> None:
     engine = NullEngine(classes=("a", "b"), max_batch=4, model="m 1")
-    assert (engine.info.backend, engine.info.device, engine.info.precision) == ("null", "cpu", "fp32")
+    assert (engine.info.backend, engine.info.device, engine.info.precision) == (
+        "null",
+        "cpu",
+        "fp32",
+    )
     assert engine.info.max_batch == 4 and engine.info.classes == ("a", "b")
     assert engine.input == InputSpec()
     assert engine.info.labels() == {

@@ -80,7 +80,11 @@ def test_open_engine_logs_the_choice_and_warms_up(
     caplog.set_level(logging.INFO, logger="defectd.engines.selection")
     config = EngineConfig(backend="auto", max_batch=2, opt_batch=1, threads=1)
     with open_engine(tiny_model, config, platform=CPU_ONLY) as engine:
-        assert (engine.info.backend, engine.info.precision, engine.info.max_batch) == ("onnxruntime", "fp32", 2)
+        assert (engine.info.backend, engine.info.precision, engine.info.max_batch) == (
+            "onnxruntime",
+            "fp32",
+            2,
+        )
         assert engine.infer(np.zeros((2, 256, 1600), np.uint8)).probs.shape == (2, 4, 256, 1600)
     assert engine.closed
     assert "engine: onnxruntime on cpu, fp32, max batch 2" in caplog.text

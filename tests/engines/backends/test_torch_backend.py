@@ -18,7 +18,11 @@ def test_cpu_fp32_matches_onnxruntime(tiny_model: Path) -> None:
     card = read_card(tiny_model)
     frames = np.random.default_rng(1).integers(0, 255, (2, 256, 1600), dtype=np.uint8)
     with TorchEngine.from_card(card, threads=1, max_batch=2) as engine:
-        assert (engine.info.backend, engine.info.device, engine.info.precision) == ("torch", "cpu", "fp32")
+        assert (engine.info.backend, engine.info.device, engine.info.precision) == (
+            "torch",
+            "cpu",
+            "fp32",
+        )
         out = engine.infer(frames)
     ref = OnnxRuntimeEngine.from_card(card, threads=1).infer(frames)
     assert out.probs.dtype == np.float32 and out.probs.shape == (2, 4, 256, 1600)
