@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from defectd.engines.classes import class_colour, class_name
 from defectd.engines.errors import InvalidInput
 from defectd.engines.postprocess import FrameDefects
-from defectd.engines.synth.preview import CLASS_COLOURS, CLASS_NAMES
 
 BGRImage = npt.NDArray[np.uint8]
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -26,39 +26,36 @@ def _band(width: int, height: int = _BAND) -> BGRImage:
     return np.full((height, width, 3), 24, np.uint8)
 
 
-def _colour(class_id: int) -> tuple[int, int, int]:
-    return CLASS_COLOURS.get(class_id, (255, 255, 255))
-
-
 def overlay(image: npt.NDArray[np.uint8], defects: FrameDefects, alpha: float = 0.35) -> BGRImage:
     """The grey frame in BGR, each kept class mask filled (alpha) and outlined in its colour,
     each component tagged with its class number."""
     frame = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     filled = frame.copy()
     for class_id, plane in defects.planes.items():
-        filled[plane > 0] = _colour(class_id)
+        filled[plane > 0] = class_colour(class_id)
     out: BGRImage = np.asarray(cv2.addWeighted(filled, alpha, frame, 1.0 - alpha, 0.0), np.uint8)
     for class_id, plane in defects.planes.items():
         contours, _ = cv2.findContours(plane, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(out, contours, -1, _colour(class_id), 2, cv2.LINE_AA)
+        cv2.drawContours(out, contours, -1, class_colour(class_id), 2, cv2.LINE_AA)
     for component in defects.components:
         x, y, _, _ = component.bbox
         where, text = (x + 2, max(y + 14, 14)), str(component.class_id)
         # A dark halo under the coloured number keeps it readable on any steel.
-        for colour, thickness in (((0, 0, 0), 3), (_colour(component.class_id), 1)):
+        for colour, thickness in (((0, 0, 0), 3), (class_colour(component.class_id), 1)):
             cv2.putText(out, text, where, _FONT, 0.5, colour, thickness, cv2.LINE_AA)
     return out
 
 
-def legend(defects: FrameDefects, width: int) -> BGRImage:
-    """One line per class: colour, name, kept area, largest component, peak and presence."""
+def legend(defects: FrameDefects, width: int, names: Sequence[str] = ()) -> BGRImage:
+    """One line per class: colour, name (from `names`, the model card's), kept area, largest
+    component, peak and presence."""
     rows = []
     for index in range(len(defects.presence)):
         class_id = index + 1
         found = [c for c in defects.components if c.class_id == class_id]
         band = _band(width, 20)
-        cv2.rectangle(band, (8, 4), (22, 16), _colour(class_id), -1 if found else 1)
-        name = CLASS_NAMES.get(class_id, f"class {class_id}")
+        cv2.rectangle(band, (8, 4), (22, 16), class_colour(class_id), -1 if found else 1)
+        name = class_name(names, class_id)
         if found:
             text = (
                 f"class {class_id} ({name}): {sum(c.area for c in found):,} px in "
@@ -72,13 +69,15 @@ def legend(defects: FrameDefects, width: int) -> BGRImage:
     return np.vstack(rows)
 
 
-def inspection_panel(image: npt.NDArray[np.uint8], defects: FrameDefects, title: str) -> BGRImage:
-    """Title band, overlay, legend: one frame's full picture."""
+def inspection_panel(
+    image: npt.NDArray[np.uint8], defects: FrameDefects, title: str, names: Sequence[str] = ()
+) -> BGRImage:
+    """Title band, overlay, legend: one frame's full picture; `names` are the card's classes."""
     width = image.shape[1]
     head = _band(width)
     verdict = ", ".join(f"class {c}" for c in defects.classes) or "no defects"
     cv2.putText(head, f"{title}   —   {verdict}", (8, 17), _FONT, 0.5, _TEXT, 1, cv2.LINE_AA)
-    return np.vstack((head, overlay(image, defects), legend(defects, width)))
+    return np.vstack((head, overlay(image, defects), legend(defects, width, names)))
 
 
 def write_panels(panels: Sequence[BGRImage], path: Path) -> None:

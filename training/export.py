@@ -23,11 +23,12 @@ import numpy.typing as npt
 import torch
 
 from defectd.engines.backends.onnxruntime_backend import OnnxRuntimeEngine
+from defectd.engines.classes import SEVERSTAL_NAMES
 from defectd.engines.errors import UserError
 from defectd.engines.golden import write_golden
 from defectd.engines.model_card import InputSpec, ModelCard, ModelFile, sha256_of, write_card
 from defectd.engines.postprocess import PostprocessConfig
-from defectd.engines.synth import CLASS_NAMES, SyntheticLine
+from defectd.engines.synth import SyntheticLine
 from defectd.training.model.graph import INPUT_NAME, OUTPUT_NAMES, InferenceGraph
 from defectd.training.trainer import load_checkpoint
 
@@ -192,7 +193,7 @@ def export_model(
     card = ModelCard(
         name=name,
         version=version,
-        classes=tuple(CLASS_NAMES[c] for c in sorted(CLASS_NAMES))[: model.config.num_classes],
+        classes=SEVERSTAL_NAMES[: model.config.num_classes],  # the Severstal layout's classes
         input=spec,
         normalisation={"mean": mean, "std": std},
         outputs=OUTPUT_NAMES,

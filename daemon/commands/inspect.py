@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     for path in args.images:
         image = read_grey(path, card.input.shape)
         defects = predictor.defects(predictor.engine.infer(image[None]), 0)
-        panels.append(inspection_panel(image, defects, path.name))
+        panels.append(inspection_panel(image, defects, path.name, card.classes))
         found = ", ".join(
             f"class {c.class_id} {c.area} px at x={c.bbox[0]} y={c.bbox[1]} (p {c.score:.2f})"
             for c in defects.components

@@ -12,12 +12,10 @@ roll marks) are painted but never labelled.
 """
 
 from defectd.engines.synth.line import SynthConfig, SyntheticLine, SynthFrame, image_id
-from defectd.engines.synth.preview import CLASS_COLOURS, CLASS_NAMES, write_contact_sheet
+from defectd.engines.synth.preview import write_contact_sheet
 from defectd.engines.synth.writer import DatasetSummary, write_dataset
 
 __all__ = [
-    "CLASS_COLOURS",
-    "CLASS_NAMES",
     "DatasetSummary",
     "SynthConfig",
     "SynthFrame",

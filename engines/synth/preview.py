@@ -9,18 +9,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from defectd.engines.classes import SEVERSTAL_CLASSES, class_colour
 from defectd.engines.errors import InvalidSetting
 from defectd.engines.synth.line import SynthFrame
 from defectd.engines.synth.stats import NUM_CLASSES
 
-# BGR, far apart in hue and readable on grey steel.
-CLASS_COLOURS: dict[int, tuple[int, int, int]] = {
-    1: (40, 40, 255),  # red
-    2: (40, 220, 40),  # green
-    3: (255, 160, 0),  # blue
-    4: (255, 40, 255),  # magenta
-}
-CLASS_NAMES: dict[int, str] = {1: "pits", 2: "crazing", 3: "scratches", 4: "patches"}
 MARK_COLOUR = (0, 220, 255)  # yellow: painted, never labelled
 
 _CAPTION = 22  # px of caption band above each frame
@@ -30,7 +23,7 @@ _FONT = cv2.FONT_HERSHEY_SIMPLEX
 def _legend(width: int, show_marks: bool) -> npt.NDArray[np.uint8]:
     band = np.full((_CAPTION + 6, width, 3), 32, np.uint8)
     x = 8
-    entries = [(CLASS_COLOURS[c], f"class {c} ({CLASS_NAMES[c]})") for c in CLASS_COLOURS]
+    entries = [(c.colour, f"class {c.id} ({c.name})") for c in SEVERSTAL_CLASSES]
     if show_marks:
         entries.append((MARK_COLOUR, "harmless mark (not labelled)"))
     for colour, text in entries:
@@ -45,7 +38,7 @@ def _panel(frame: SynthFrame, scale: float, show_marks: bool) -> npt.NDArray[np.
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     grey = cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA)
     panel = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
-    layers = [(frame.masks[c], CLASS_COLOURS[c + 1]) for c in range(NUM_CLASSES)]
+    layers = [(frame.masks[c], class_colour(c + 1)) for c in range(NUM_CLASSES)]
     if show_marks:
         layers.append((frame.marks, MARK_COLOUR))
     for mask, colour in layers:

@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from defectd.engines.classes import SEVERSTAL_NAMES, class_colour
 from defectd.engines.overlay import inspection_panel, overlay, write_panels
 from defectd.engines.postprocess import PostprocessConfig, postprocess
-from defectd.engines.synth import CLASS_COLOURS
 
 
 def test_overlay_tints_defects_only(tmp_path: Path) -> None:
@@ -20,14 +20,20 @@ def test_overlay_tints_defects_only(tmp_path: Path) -> None:
     drawn = overlay(image, defects)
     assert drawn.shape == (64, 128, 3)
     inside = drawn[30, 60].astype(int)
-    blue = np.array(CLASS_COLOURS[3])
+    blue = np.array(class_colour(3))
     assert np.abs(inside - 120).sum() > 30  # tinted
     assert np.argmax(inside) == np.argmax(blue)  # towards class 3's colour
     assert (drawn[5, 5] == 120).all()  # far from the defect: untouched grey
 
-    panel = inspection_panel(image, defects, "frame.jpg")
+    panel = inspection_panel(image, defects, "frame.jpg", SEVERSTAL_NAMES)
     assert panel.shape[1] == 128 and panel.shape[0] > 64
     out = tmp_path / "overlay.png"
     write_panels([panel, panel], out)
     written = cv2.imread(str(out))
     assert written is not None and written.shape[0] == 2 * panel.shape[0] + 8
+
+
+def test_every_class_up_to_64_has_its_own_colour() -> None:
+    colours = [class_colour(c) for c in range(1, 65)]
+    assert len(set(colours)) == 64
+    assert all(0 <= v <= 255 for c in colours for v in c)
