@@ -40,6 +40,7 @@ import zmq
 from defectd.daemon.accounting import AccountingError, FrameAccount
 from defectd.daemon.config import (
     DaemonConfig,
+    ModelCheck,
     check_model,
     config_warnings,
     parse_http_bind,
@@ -107,6 +108,7 @@ class Supervisor:
         config: DaemonConfig,
         metrics_dir: str,
         *,
+        model: ModelCheck | None = None,
         log_level: str | None = None,
         log_format: str | None = None,
         notifier: Notifier | None = None,
@@ -133,13 +135,14 @@ class Supervisor:
         self._pool: SlotPool | None = None
         self._metrics: Metrics | None = None
         self._metrics_dir = metrics_dir
+        self._model = model
 
     # -- the whole run ---------------------------------------------------------------------
 
     def run(self) -> int:
         """Start everything, supervise until SIGTERM/SIGINT, drain, stop; 0 on a clean stop."""
         config = self._config
-        model = check_model(config)  # ConfigError before anything starts
+        model = self._model or check_model(config)  # ConfigError before anything starts
         for warning in config_warnings(config):
             log.warning("%s", warning)
         previous = {
@@ -513,13 +516,16 @@ def _version() -> str:
 def run_daemon(
     config: DaemonConfig,
     metrics_dir: str,
+    model: ModelCheck | None = None,
     log_level: str | None = None,
     log_format: str | None = None,
 ) -> int:
     """Run the daemon in this process until stopped; the exit status.
 
     `metrics_dir` is the multiprocess directory already exported as $PROMETHEUS_MULTIPROC_DIR
-    (`metrics_mode.multiprocess_mode`).
+    (`metrics_mode.multiprocess_mode`); `model` the config's model check when already done.
     """
-    supervisor = Supervisor(config, metrics_dir, log_level=log_level, log_format=log_format)
+    supervisor = Supervisor(
+        config, metrics_dir, model=model, log_level=log_level, log_format=log_format
+    )
     return supervisor.run()

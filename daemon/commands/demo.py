@@ -8,9 +8,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from defectd.daemon.clients.liveline import LiveLine
 from defectd.daemon.commands.output import STDOUT, add_json_option, emit_json, to_stdout
 from defectd.daemon.commands.simulate import stop_on_signals
-from defectd.daemon.tools.liveline import LiveLine
 from defectd.engines.selection import CHOICES
 
 if TYPE_CHECKING:

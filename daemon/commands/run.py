@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from defectd.daemon.config import DEFAULT_CONFIG_PATH, LOG_FORMATS, ConfigError, load_config
+from defectd.daemon.config import (
+    DEFAULT_CONFIG_PATH,
+    LOG_FORMATS,
+    ConfigError,
+    check_model,
+    load_config,
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,12 +60,13 @@ def run(args: argparse.Namespace) -> int:
     log_format = args.log_format or config.logging.format
     configure_logging(level, log_format)
     try:
+        model = check_model(config)  # a model that does not fit: exit 2 before anything starts
         with multiprocess_mode(config.metrics.multiprocess_dir, config.source) as metrics_dir:
             # Only now: importing the supervisor imports prometheus_client, which reads
             # $PROMETHEUS_MULTIPROC_DIR once, at import.
             from defectd.daemon.supervisor import run_daemon
 
-            return run_daemon(config, metrics_dir, log_level=level, log_format=log_format)
+            return run_daemon(config, metrics_dir, model, log_level=level, log_format=log_format)
     except ConfigError as exc:
         for problem in exc.problems:
             print(prefix + problem, file=sys.stderr)

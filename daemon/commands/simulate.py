@@ -13,8 +13,9 @@ from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 from defectd.daemon.cli import CommandError
+from defectd.daemon.clients.background import Background
+from defectd.daemon.clients.liveline import LiveLine
 from defectd.daemon.protocol import ENCODINGS
-from defectd.daemon.tools.liveline import LiveLine
 
 if TYPE_CHECKING:
     from defectd.daemon.clients.simulator import SimulatorConfig, SimulatorResult
@@ -209,25 +210,15 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     stop = threading.Event()
-    outcome: list[SimulatorResult | BaseException] = []
-
-    def send() -> None:
-        try:
-            outcome.append(simulator.run(stop))
-        except BaseException as exc:  # handed to the main thread, raised there
-            outcome.append(exc)
-
     # The main thread only waits, so Ctrl-C and SIGTERM can stop the sender between frames.
-    sender = threading.Thread(target=send, name="simulator", daemon=True)
+    sender = Background(lambda: simulator.run(stop), "simulator")
     with stop_on_signals(stop):
         sender.start()
         while sender.is_alive():
-            sender.join(0.2)
+            sender.wait(0.2)
     if status is not None:
         status.finish()
-    result = outcome[0]
-    if isinstance(result, BaseException):
-        raise result
+    result = sender.result()  # what the simulator raised is raised here
     print(format_summary(config, result))
     return 0
 

@@ -4,8 +4,8 @@
 
 1. writes a daemon config on free loopback ports into ``out/`` (the simulator binds PUB, the
    daemon's SUB connects: a live line, ``drop_oldest``) and starts the real daemon
-   (`daemon.loopback.DaemonProcess`), its log in ``out/daemon.log``;
-2. waits for ``/readyz``, subscribes to everything it publishes (`daemon.loopback.Listener`,
+   (`tools.loopback.DaemonProcess`), its log in ``out/daemon.log``;
+2. waits for ``/readyz``, subscribes to everything it publishes (`tools.loopback.Listener`,
    RLE included in the defect events), then runs the `Simulator` with ``--wait-subscribers``
    and the truth written to ``out/truth.csv``;
 3. once every frame sent is settled (processed, dropped or lost) stops the daemon (SIGTERM:
@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from defectd.daemon.clients.background import Background
 from defectd.daemon.clients.simulator import (
     Simulator,
     SimulatorConfig,
@@ -195,35 +196,24 @@ def run_demo(
             return _summary(config, daemon, listener, None, 0.0, True, notes, truth_path)
         if not listener.wait_subscribed(10.0):
             notes.append("no status heartbeat within 10 s of /readyz")
-        sim_outcome: list[SimulatorResult | BaseException] = []
-
-        def send() -> None:
-            try:
-                sim_outcome.append(simulator.run(stop))
-            except BaseException as exc:  # raised in the calling thread below
-                sim_outcome.append(exc)
-
-        sender = threading.Thread(target=send, name="demo-simulator", daemon=True)
+        sender = Background(lambda: simulator.run(stop), "demo-simulator")
         start = time.monotonic()
         sender.start()
         while sender.is_alive():
-            sender.join(config.status_interval_s)
+            sender.wait(config.status_interval_s)
             if progress is not None:
                 sent = sim_progress[-1].sent if sim_progress else 0
                 progress(_progress(listener, time.monotonic() - start, sent))
             if daemon.returncode is not None:
                 stop.set()
                 notes.append(f"the daemon exited with status {daemon.returncode} during the run")
-        outcome = sim_outcome[0]
-        if isinstance(outcome, BaseException):
-            raise outcome
-        result = outcome
+        result = sender.result()  # what the simulator raised is raised here
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
         while not stop.is_set() and time.monotonic() < deadline:
-            if settled(listener.snapshot_status(), result.sent):
+            if settled(listener.last_status(), result.sent):
                 with listener.lock:
                     got = listener.frame_count
-                status = listener.snapshot_status()
+                status = listener.last_status()
                 if status is not None and got >= int(status["frames"]["processed"]):
                     break
             if daemon.returncode is not None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import stat
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import pytest
 import yaml
 import zmq
 
+from defectd.daemon.clients.background import Background
 from defectd.daemon.clients.simulator import SimulatorConfig
 from defectd.daemon.clients.tail import TailConfig
 from defectd.daemon.config import ConfigError, config_warnings, load_config
@@ -36,8 +36,8 @@ from defectd.daemon.curve import (
     write_key_pair,
 )
 from defectd.daemon.protocol import FrameHeader, encode_frame
-from defectd.daemon.tools.loopback import free_port
-from tests.daemon.pipeline_helpers import HEIGHT, REPO, WIDTH, Ports, running, write_config
+from defectd.daemon.tools.loopback import DaemonProcess, LoopbackPorts, free_port, metric
+from tests.daemon.pipeline_helpers import HEIGHT, REPO, WIDTH, small_line
 
 Context = zmq.Context[zmq.Socket[bytes]]
 
@@ -67,16 +67,6 @@ def keys(tmp_path: Path) -> dict[str, Path]:
 def frame_parts(camera: str, seq: int, with_topic: bool = False) -> list[bytes]:
     header = FrameHeader(camera, seq, time.time_ns(), "mono8", WIDTH, HEIGHT)
     return encode_frame(header, np.zeros((HEIGHT, WIDTH), np.uint8).tobytes(), with_topic)
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """One series' value in a /metrics exposition (0 when absent)."""
-    wanted = sorted(f'{key}="{value}"' for key, value in labels.items())
-    for line in text.splitlines():
-        match = re.fullmatch(r"(\w+)(?:\{(.*)\})? (\S+)", line)
-        if match and match[1] == name and sorted((match[2] or "").split(",")) == wanted:
-            return float(match[3])
-    return 0.0
 
 
 # --- keys --------------------------------------------------------------------------------------
@@ -279,9 +269,8 @@ def test_allow_list_lets_known_keys_in_and_counts_the_rest(
 # --- the daemon --------------------------------------------------------------------------------
 
 
-def _secure_config(tmp_path: Path, ports: Ports, keys: dict[str, Path]) -> Path:
-    return write_config(
-        tmp_path / "defectd.yaml",
+def _secure_config(tmp_path: Path, ports: LoopbackPorts, keys: dict[str, Path]) -> dict[str, Any]:
+    return small_line(
         ports,
         security={
             "curve": True,
@@ -315,11 +304,11 @@ def _topics(sock: Any, wait_ms: int = 50) -> list[str]:
 def test_daemon_with_curve_keeps_unknown_cameras_and_subscribers_out(
     tmp_path: Path, keys: dict[str, Path], context: Context
 ) -> None:
-    ports = Ports()
+    ports = LoopbackPorts()
     keys["daemon"].chmod(0o640)  # group-readable: warned about at start
     config = _secure_config(tmp_path, ports, keys)
     server = load_key_pair(keys["daemon"]).public
-    with running(config, ports, tmp_path / "daemon.log") as daemon:
+    with DaemonProcess(config, tmp_path, ports) as daemon:
         daemon.wait_ready()
         allowed = _subscriber(
             context, ports.publish_endpoint, server, load_key_pair(keys["sub_ok"])
@@ -352,7 +341,7 @@ def test_daemon_with_curve_keeps_unknown_cameras_and_subscribers_out(
         frames = [t for t in seen["allowed"] if t.startswith("frame.")]
         assert frames == ["frame.line1.cam0"] * 5
         assert seen["unknown"] == [] and seen["plain"] == []
-        exposition = daemon.http("/metrics")[1]
+        exposition = daemon.metrics()
         assert metric(exposition, "defectd_frames_received_total", camera="cam0") == 5
         assert metric(exposition, "defectd_frames_received_total", camera="cam1") == 0
         for socket, reason in (
@@ -365,7 +354,7 @@ def test_daemon_with_curve_keeps_unknown_cameras_and_subscribers_out(
         for sock in (allowed, unknown, plain, good, bad):
             sock.close(0)
         assert daemon.stop() == 0
-    text = daemon.log.read_text()
+    text = daemon.log_text()
     assert "security.server_secret_key" in text and "readable by group" in text
     assert "refused a client (key not in the allow-list)" in text
     for path in keys.values():  # no secret ever logged, at debug level either
@@ -377,12 +366,11 @@ def test_daemon_connects_to_a_curve_camera_with_its_server_key(
     tmp_path: Path, keys: dict[str, Path], context: Context
 ) -> None:
     """A PUB camera is the CURVE server; the daemon's SUB is its client."""
-    ports = Ports()
+    ports = LoopbackPorts()
     camera_keys = load_key_pair(keys["cam_ok"])
     camera_endpoint = f"tcp://127.0.0.1:{free_port()}"
     config = _secure_config(tmp_path, ports, keys)
-    mapping = yaml.safe_load(config.read_text())
-    mapping["cameras"] = [
+    config["cameras"] = [
         {
             "id": "cam0",
             "endpoint": camera_endpoint,
@@ -392,7 +380,6 @@ def test_daemon_connects_to_a_curve_camera_with_its_server_key(
             "server_public_key": str(keys["cam_ok"].with_suffix(".key")),
         }
     ]
-    config.write_text(yaml.safe_dump(mapping))
     # The camera's own allow-list holds the daemon's public key.
     (tmp_path / "camera-allow").mkdir()
     (tmp_path / "camera-allow" / "daemon.key").write_bytes(
@@ -405,7 +392,7 @@ def test_daemon_connects_to_a_curve_camera_with_its_server_key(
     pub.bind(camera_endpoint)
     server = load_key_pair(keys["daemon"]).public
     try:
-        with running(config, ports, tmp_path / "daemon.log") as daemon:
+        with DaemonProcess(config, tmp_path, ports) as daemon:
             daemon.wait_ready()
             sub = _subscriber(
                 context, ports.publish_endpoint, server, load_key_pair(keys["sub_ok"])
@@ -495,8 +482,7 @@ def test_tail_subscribes_as_a_curve_client(
         while not stop.wait(0.05):
             pub.send_multipart(encode(status, sequencer))
 
-    sender = threading.Thread(target=publish)
-    sender.start()
+    sender = Background(publish, "status-publisher").start()
     try:
         out = io.StringIO()
         config = TailConfig(
@@ -516,15 +502,14 @@ def test_tail_subscribes_as_a_curve_client(
         assert run_tail(refused, io.StringIO(), io.StringIO()).printed == 0
     finally:
         stop.set()
-        sender.join()
+        sender.wait()
         pub.close(0)
         auth.stop()
+    sender.result()  # raises what the publishing thread raised
 
 
 def test_simulator_binds_as_the_curve_server(keys: dict[str, Path], context: Context) -> None:
     """A PUB camera is the server; the daemon's SUB (here a plain one) holds its public key."""
-    import threading
-
     from defectd.daemon.clients.simulator import Simulator
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
@@ -538,9 +523,7 @@ def test_simulator_binds_as_the_curve_server(keys: dict[str, Path], context: Con
         curve_server_key=keys["cam_ok"],
     )
     simulator = Simulator(config, context=context)
-    result: list[int] = []
-    sender = threading.Thread(target=lambda: result.append(simulator.run().sent))
-    sender.start()
+    sender = Background(lambda: simulator.run().sent, "simulator").start()
     simulator.bound.wait(5)
     sub = _subscriber(
         context, endpoint, load_public_key(keys["cam_ok"]), load_key_pair(keys["daemon"])
@@ -549,6 +532,6 @@ def test_simulator_binds_as_the_curve_server(keys: dict[str, Path], context: Con
         topics = [sub.recv_multipart()[0] for _ in range(3) if sub.poll(10_000)]
         assert topics == [b"cam0"] * 3
     finally:
-        sender.join(15)
+        sender.wait(15)
         sub.close(0)
-    assert result == [3]
+    assert sender.result(timeout_s=0) == 3

@@ -184,50 +184,23 @@ def test_daemon_under_a_journal_stream(tmp_path: Path) -> None:
     """The real daemon (null engine) writing to the stream $JOURNAL_STREAM names, stopped
     the way the unit stops it (KillMode=mixed: SIGTERM to the supervisor only): every line
     of every process has a priority and no timestamp, and the drain is clean."""
-    import signal
-    import time
-    import urllib.request
+    from defectd.daemon.tools.loopback import DaemonProcess, LoopbackPorts, line_config
 
-    from defectd.daemon.tools.loopback import free_port
-
-    ports = [free_port() for _ in range(3)]
-    config = tmp_path / "defectd.yaml"
-    config.write_text(
-        "line: {name: l1}\n"
-        f'cameras: [{{id: c0, endpoint: "tcp://127.0.0.1:{ports[0]}", width: 1600, '
-        "height: 256}]\n"
-        'engine: {backend: "null", max_batch: 4}\n'
-        "slots: {count: 16}\n"
-        f'publish: {{bind: "tcp://127.0.0.1:{ports[1]}"}}\n'
-        f'metrics: {{bind: "127.0.0.1:{ports[2]}"}}\n'
+    ports = LoopbackPorts()
+    config = line_config(
+        ports,
+        ("c0",),
+        push=False,
+        engine={"backend": "null", "max_batch": 4},
+        line="l1",
+        sections={"slots": {"count": 16}},
     )
     path = tmp_path / "journal.log"
-    path.touch()
-    env = {**os.environ, **journal_env(path), "RUNTIME_DIRECTORY": str(tmp_path / "run")}
-    code = "import sys; from defectd.daemon.cli import main; sys.exit(main(sys.argv[1:]))"
-    with path.open("w") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-c", code, "run", "--config", str(config)],
-            stderr=err,
-            env=env,
-            cwd=REPO,
-        )
-        try:
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline and process.poll() is None:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{ports[2]}/readyz") as answer:
-                        if answer.status == 200:
-                            break
-                except OSError:
-                    time.sleep(0.2)
-            assert process.poll() is None, path.read_text()
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=60) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    path.touch()  # the daemon's stderr is this file, the one $JOURNAL_STREAM names
+    env = {**journal_env(path), "RUNTIME_DIRECTORY": str(tmp_path / "run")}
+    with DaemonProcess(config, tmp_path, ports, env=env, log=path) as daemon:
+        daemon.wait_ready(90)
+        assert daemon.stop(60) == 0
     lines = path.read_text().splitlines()
     assert lines
     assert all(re.match(r"<[2-7]>[A-Z]+ ", line) for line in lines), lines

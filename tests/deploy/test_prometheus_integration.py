@@ -41,10 +41,15 @@ from typing import Any
 
 import pytest
 import yaml
-import zmq
 
-from defectd.daemon.tools.loopback import DaemonProcess, LoopbackPorts, free_port, line_config
-from tests.daemon.pipeline_helpers import Camera
+from defectd.daemon.clients.background import Background
+from defectd.daemon.tools.loopback import (
+    Camera,
+    DaemonProcess,
+    LoopbackPorts,
+    free_port,
+    line_config,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "prometheus" / "defectd-rules.yml"
@@ -183,18 +188,13 @@ def binaries() -> tuple[str, str]:
 
 def _send_frames(endpoint: str, stop: threading.Event) -> None:
     """cam0 and cam1 at about 20 frames/s each until `stop`."""
-    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    camera = Camera(context, endpoint)
-    try:
+    with Camera(endpoint, linger_ms=0) as camera:
         seq = 0
         while not stop.is_set():
             for name in SENDING:
                 camera.send(name, seq)
             seq += 1
             stop.wait(0.05)
-    finally:
-        camera.socket.close(linger=0)
-        context.term()
 
 
 @pytest.fixture
@@ -214,15 +214,12 @@ def line(tmp_path: Path) -> Iterator[DaemonProcess]:
     stop = threading.Event()
     with DaemonProcess(config, workdir, ports) as daemon:
         daemon.wait_ready(30)
-        sender = threading.Thread(
-            target=_send_frames, args=(ports.camera_endpoint, stop), daemon=True
-        )
-        sender.start()
+        sender = Background(lambda: _send_frames(ports.camera_endpoint, stop), "cameras").start()
         try:
             yield daemon
         finally:
             stop.set()
-            sender.join(5)
+            sender.result(timeout_s=5)
     assert daemon.returncode == 0, daemon.log_tail()
 
 

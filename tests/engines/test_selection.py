@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -69,7 +70,8 @@ def test_config_errors_name_the_key() -> None:
 
 def test_this_machine_is_detected_without_a_gpu() -> None:
     platform = detect_platform()
-    assert platform.torch  # defectd[train] is installed for the tests
+    # torch is there with defectd[train] (make test), absent in the wheel check's clean venv
+    assert platform.torch == (importlib.util.find_spec("torch") is not None)
     if not platform.gpu:
         assert choose_backend(EngineConfig(), platform).backend == "onnxruntime"
 

@@ -9,20 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-import zmq
 
-from defectd.daemon.tools.loopback import free_port
-from tests.daemon.pipeline_helpers import (
-    HEIGHT,
-    REPO,
-    WIDTH,
-    Ports,
-    Subscriber,
-    running,
-    write_config,
-)
-from tests.daemon.test_pipeline import metric
+from defectd.daemon.tools.loopback import DaemonProcess, Listener, LoopbackPorts, free_port, metric
+from tests.daemon.pipeline_helpers import HEIGHT, REPO, WIDTH, small_line
 
 pytestmark = pytest.mark.slow
 RESUME_S = 2.0  # from the new camera's bind to its first frame published by the daemon
@@ -51,24 +40,22 @@ def start_camera(endpoint: str, start_seq: int) -> tuple[subprocess.Popen[str], 
     return camera, int(line.split()[1])
 
 
-def test_a_restarted_camera_is_reconnected_counted_and_resumes_within_2_s(
-    tmp_path: Path, context: zmq.Context[zmq.Socket[bytes]]
-) -> None:
-    ports = Ports()
+def test_a_restarted_camera_is_reconnected_counted_and_resumes_within_2_s(tmp_path: Path) -> None:
+    ports = LoopbackPorts()
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    config = write_config(tmp_path / "defectd.yaml", ports, batching={"policy": "drop_oldest"})
-    document = yaml.safe_load(config.read_text())  # a live line: the daemon connects to a PUB
-    document["cameras"] = [
+    config = small_line(ports, batching={"policy": "drop_oldest"})
+    config["cameras"] = [  # a live line: the daemon connects to a PUB
         {"id": "cam0", "endpoint": endpoint, "mode": "connect", "width": WIDTH, "height": HEIGHT}
     ]
-    config.write_text(yaml.safe_dump(document))
     cameras: list[subprocess.Popen[str]] = []
     try:
-        with running(config, ports, tmp_path / "daemon.log") as daemon:
+        with (
+            DaemonProcess(config, tmp_path, ports) as daemon,
+            Listener(ports.publish_endpoint, strict=True) as subscriber,
+        ):
             daemon.wait_ready()
             stages = daemon.children()
-            subscriber = Subscriber(context, ports.publish_endpoint)
-            subscriber.wait_subscribed()
+            assert subscriber.wait_subscribed()
 
             def seen(new: bool) -> list[dict[str, Any]]:
                 return [f for f in subscriber.of("frame") if (int(f["seq"]) < FIRST_SEQ) == new]
@@ -86,14 +73,11 @@ def test_a_restarted_camera_is_reconnected_counted_and_resumes_within_2_s(
             print(f"camera restart: first frame published {resumed_s:.3f} s after the new bind")
             assert resumed_s <= RESUME_S, f"first frame published {resumed_s:.2f} s after bind"
             subscriber.until(
-                lambda: (
-                    metric(daemon.http("/metrics")[1], "defectd_camera_resets_total", camera="cam0")
-                    == 1
-                ),
+                lambda: metric(daemon.metrics(), "defectd_camera_resets_total", camera="cam0") == 1,
                 5,
                 "the reset counted",
             )
-            exposition = daemon.http("/metrics")[1]
+            exposition = daemon.metrics()
             for kind in ("receiver", "inference", "postprocess", "publisher"):
                 assert metric(exposition, "defectd_worker_restarts_total", kind=kind) == 0
             assert daemon.children() == stages  # nothing else restarted
@@ -103,6 +87,6 @@ def test_a_restarted_camera_is_reconnected_counted_and_resumes_within_2_s(
         for camera in cameras:
             camera.kill()
             camera.wait(5)
-    log = daemon.log.read_text()
+    log = daemon.log_text()
     assert "camera cam0 restarted its numbering" in log
     assert "Traceback" not in log

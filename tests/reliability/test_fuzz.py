@@ -29,16 +29,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from defectd.daemon.protocol import ENCODINGS, MAX_HEADER_BYTES, OPTIONAL, REJECT_REASONS, REQUIRED
+from defectd.daemon.tools.loopback import Camera, DaemonProcess, Listener, LoopbackPorts
 from defectd.engines.synth import SyntheticLine
-from tests.daemon.pipeline_helpers import (
-    HEIGHT,
-    WIDTH,
-    Camera,
-    Ports,
-    Subscriber,
-    running,
-    write_config,
-)
+from tests.daemon.pipeline_helpers import HEIGHT, WIDTH, small_line
 
 pytestmark = pytest.mark.slow
 EXAMPLES = int(os.environ.get("DEFECTD_FUZZ_EXAMPLES", "300"))
@@ -193,15 +186,17 @@ def _total(exposition: str, name: str) -> tuple[float, dict[str, float]]:
 def test_fuzzed_messages_are_all_counted_and_crash_nothing(
     tmp_path: Path, context: zmq.Context[zmq.Socket[bytes]]
 ) -> None:
-    ports = Ports()
-    config = write_config(tmp_path / "defectd.yaml", ports, ingest={"max_frame_bytes": LIMIT})
-    with running(config, ports, tmp_path / "daemon.log") as daemon:
+    ports = LoopbackPorts()
+    config = small_line(ports, ingest={"max_frame_bytes": LIMIT})
+    with (
+        DaemonProcess(config, tmp_path, ports) as daemon,
+        Listener(ports.publish_endpoint, keep=False, strict=True) as subscriber,
+    ):
         daemon.wait_ready()
         stages = daemon.children()
         receiver = stages["recv0"]
-        subscriber = Subscriber(context, ports.publish_endpoint)
-        subscriber.wait_subscribed()
-        camera = Camera(context, ports.camera_endpoint)
+        assert subscriber.wait_subscribed()
+        camera = Camera(ports.camera_endpoint, context=context)
         sent = 0
         rss: list[int] = []
         started = time.monotonic()
@@ -227,7 +222,6 @@ def test_fuzzed_messages_are_all_counted_and_crash_nothing(
         sending_s = time.monotonic() - started
 
         def counted() -> bool:
-            subscriber.messages = [m for m in subscriber.messages if m[0].startswith("status")]
             frames = (subscriber.last_status() or {}).get("frames", {})
             return bool(frames.get("received") == sent) and frames["received"] == frames[
                 "processed"
@@ -236,7 +230,7 @@ def test_fuzzed_messages_are_all_counted_and_crash_nothing(
         subscriber.until(counted, 60, f"all {sent} messages counted")
         status = subscriber.last_status()
         assert status is not None
-        exposition = daemon.http("/metrics")[1]
+        exposition = daemon.metrics()
         processed, _ = _total(exposition, "defectd_frames_processed_total")
         dropped, by_reason = _total(exposition, "defectd_frames_dropped_total")
         restarts, _ = _total(exposition, "defectd_worker_restarts_total")
@@ -254,5 +248,5 @@ def test_fuzzed_messages_are_all_counted_and_crash_nothing(
         assert status["ready"] and daemon.http("/readyz")[0] == 200
         assert rss[-1] - rss[0] <= RSS_GROWTH_LIMIT, [r // 2**20 for r in rss]
         assert daemon.stop() == 0
-    log = daemon.log.read_text()
+    log = daemon.log_text()
     assert "Traceback" not in log and "died with exit code" not in log

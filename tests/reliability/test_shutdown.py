@@ -18,9 +18,11 @@ import numpy as np
 import pytest
 import zmq
 
+from defectd.daemon.clients.background import Background
 from defectd.daemon.protocol import FrameHeader, encode_frame
+from defectd.daemon.tools.loopback import DaemonProcess, Listener, LoopbackPorts
 from defectd.engines.synth import SyntheticLine
-from tests.daemon.pipeline_helpers import Ports, Subscriber, running, summaries, write_config
+from tests.daemon.pipeline_helpers import small_line
 from tests.daemon.test_pipeline import ONNX
 from tests.reliability.conftest import segments_of
 
@@ -41,16 +43,17 @@ class Pusher:
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.connect(endpoint)
         self._image = SyntheticLine(3).frame(0).image
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._sender = Background(self._run, "pusher")
 
     def __enter__(self) -> Pusher:
-        self._thread.start()
+        self._sender.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(5)
+        self._sender.wait(5)
         self._socket.close(linger=0)
+        self._sender.result(timeout_s=0)  # raises what the sending thread raised
 
     def _run(self) -> None:
         height, width = self._image.shape
@@ -78,33 +81,34 @@ class Pusher:
 def test_sigterm_under_full_load_stops_intake_publishes_in_flight_and_exits_in_time(
     drain_s: float, tmp_path: Path, context: zmq.Context[zmq.Socket[bytes]]
 ) -> None:
-    ports = Ports()
-    config = write_config(
-        tmp_path / "defectd.yaml",
+    ports = LoopbackPorts()
+    config = small_line(
         ports,
         engine=ONNX,
         slots={"count": 16},
         shutdown={"drain_timeout_s": drain_s},
     )
-    with running(config, ports, tmp_path / "daemon.log") as daemon:
+    with (
+        DaemonProcess(config, tmp_path, ports) as daemon,
+        Listener(ports.publish_endpoint, strict=True) as subscriber,
+    ):
         daemon.wait_ready()
-        subscriber = Subscriber(context, ports.publish_endpoint)
-        subscriber.wait_subscribed()
+        assert subscriber.wait_subscribed()
         with Pusher(context, ports.camera_endpoint) as pusher:
 
             def loaded() -> bool:  # frames flow and the pool is full: the engine is the limit
                 status = subscriber.last_status() or {}
                 return (
-                    len(summaries(subscriber)) >= 4 and status.get("slots", {}).get("used", 0) >= 12
+                    len(subscriber.summaries()) >= 4
+                    and status.get("slots", {}).get("used", 0) >= 12
                 )
 
             subscriber.until(loaded, 30, "the pipeline under full load")
             signalled = time.monotonic()
             daemon.process.send_signal(signal.SIGTERM)
-            while daemon.process.poll() is None and time.monotonic() < signalled + drain_s + 20:
-                subscriber.pump()
+            daemon.wait(drain_s + 20)
             took = time.monotonic() - signalled
-            subscriber.pump(300)
+            time.sleep(0.3)  # the last messages reach the subscriber
             sent = pusher.sent
         assert daemon.process.wait(1) == 0
         pid = daemon.process.pid
@@ -112,7 +116,7 @@ def test_sigterm_under_full_load_stops_intake_publishes_in_flight_and_exits_in_t
     # Within the drain deadline, plus the stages' own stop (the inference process finishes
     # the batch it holds; one ONNX batch of 2 on this CPU is well under a second).
     assert took <= drain_s + 3.0
-    log = daemon.log.read_text()
+    log = daemon.log_text()
     found = STOPPED.search(log)
     assert found, log
     received, processed, lost = int(found[1]), int(found[2]), int(found[4])
@@ -125,7 +129,7 @@ def test_sigterm_under_full_load_stops_intake_publishes_in_flight_and_exits_in_t
     # the rest of what the camera sent stayed in ZeroMQ's queues when intake stopped.
     assert received == processed + sum(dropped.values()) and lost == 0
     assert 0 < received <= sent
-    published = [seq for camera, seq in summaries(subscriber) if camera == "cam0"]
+    published = [seq for camera, seq in subscriber.summaries() if camera == "cam0"]
     assert len(published) == processed and published == sorted(published)
     assert set(published) <= set(range(received))
     if drain_s >= 10:
@@ -144,9 +148,9 @@ def test_no_shared_memory_segment_outlives_the_daemon(
 ) -> None:
     """Clean or not: a SIGKILLed supervisor (the resource tracker unlinks), a second signal
     while draining, a clean stop after a stage crashed."""
-    ports = Ports()
-    config = write_config(tmp_path / "defectd.yaml", ports, engine=ONNX, slots={"count": 16})
-    with running(config, ports, tmp_path / "daemon.log") as daemon:
+    ports = LoopbackPorts()
+    config = small_line(ports, engine=ONNX, slots={"count": 16})
+    with DaemonProcess(config, tmp_path, ports) as daemon:
         daemon.wait_ready()
         pid = daemon.process.pid
         assert len(segments_of(pid)) == 1

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 import zmq
 
-from tests.daemon.pipeline_helpers import Ports, Subscriber, running, summaries, write_config
-from tests.daemon.test_pipeline import ONNX, metric
+from defectd.daemon.tools.loopback import DaemonProcess, Listener, LoopbackPorts, metric
+from tests.daemon.pipeline_helpers import small_line
+from tests.daemon.test_pipeline import ONNX
 from tests.reliability.conftest import segments_of
 from tests.reliability.test_shutdown import STOPPED, Pusher
 
@@ -29,35 +30,37 @@ KINDS = {"post0": "postprocess", "pub": "publisher"}
 def test_a_stage_killed_under_load_is_restarted_and_every_frame_stays_accounted(
     stage: str, tmp_path: Path, context: zmq.Context[zmq.Socket[bytes]]
 ) -> None:
-    ports = Ports()
-    config = write_config(tmp_path / "defectd.yaml", ports, slots={"count": 16})
-    with running(config, ports, tmp_path / "daemon.log") as daemon:
+    ports = LoopbackPorts()
+    config = small_line(ports, slots={"count": 16})
+    with (
+        DaemonProcess(config, tmp_path, ports) as daemon,
+        Listener(ports.publish_endpoint, strict=True) as subscriber,
+    ):
         daemon.wait_ready()
         before = daemon.children()
-        subscriber = Subscriber(context, ports.publish_endpoint)
-        subscriber.wait_subscribed()
+        assert subscriber.wait_subscribed()
         with Pusher(context, ports.camera_endpoint) as pusher:
-            subscriber.until(lambda: len(summaries(subscriber)) >= 50, 20, "frames under load")
+            subscriber.until(lambda: len(subscriber.summaries()) >= 50, 20, "frames under load")
             os.kill(before[stage], signal.SIGKILL)
             deadline = time.monotonic() + 15
             while daemon.children().get(stage) in (None, before[stage]):
                 assert time.monotonic() < deadline, "no replacement started"
-                subscriber.pump()
+                time.sleep(0.05)
             daemon.wait_ready(15)
-            published = len(summaries(subscriber))
+            published = len(subscriber.summaries())
             subscriber.until(
-                lambda: len(summaries(subscriber)) >= published + 50, 20, "frames after restart"
+                lambda: len(subscriber.summaries()) >= published + 50, 20, "frames after restart"
             )
         sent = pusher.sent
         after = daemon.children()
-        exposition = daemon.http("/metrics")[1]
+        exposition = daemon.metrics()
         assert metric(exposition, "defectd_worker_restarts_total", kind=KINDS[stage]) == 1
         assert {name: pid for name, pid in after.items() if name != stage} == {
             name: pid for name, pid in before.items() if name != stage
         }  # the receiver kept its socket, nothing else restarted
         assert daemon.stop() == 0
         pid = daemon.process.pid
-    log = daemon.log.read_text()
+    log = daemon.log_text()
     found = STOPPED.search(log)
     assert found, log
     received, processed = int(found[1]), int(found[2])
@@ -76,9 +79,9 @@ def test_readyz_is_503_until_a_restarted_inference_engine_is_warm(
 ) -> None:
     """What ::test_killed_inference_restarts_and_its_frames_count_as_crash_drops does not
     look at: readiness while the replacement opens and warms its engine."""
-    ports = Ports()
-    config = write_config(tmp_path / "defectd.yaml", ports, engine=ONNX, slots={"count": 16})
-    with running(config, ports, tmp_path / "daemon.log") as daemon:
+    ports = LoopbackPorts()
+    config = small_line(ports, engine=ONNX, slots={"count": 16})
+    with DaemonProcess(config, tmp_path, ports) as daemon:
         daemon.wait_ready()
         with Pusher(context, ports.camera_endpoint):
             time.sleep(1.0)
@@ -96,7 +99,7 @@ def test_readyz_is_503_until_a_restarted_inference_engine_is_warm(
         assert answers[-1][1] == 200, "not ready again within 60 s"
         assert all('"engine": false' in body for _, body in not_ready), not_ready[0]
         # ready only once the new process reported its warm engine
-        log = daemon.log.read_text()
+        log = daemon.log_text()
         assert log.count("inference ready:") == 2
         print(
             f"readyz 503 from {not_ready[0][0]:.2f} s to {not_ready[-1][0]:.2f} s after the "

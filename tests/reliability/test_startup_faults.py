@@ -11,35 +11,22 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
+from defectd.daemon.tools.loopback import LoopbackPorts, run_once, write_config
 from defectd.engines.model_card import default_model_dir
-from tests.daemon.pipeline_helpers import REPO, Ports, write_config
+from tests.daemon.pipeline_helpers import small_line
 from tests.reliability.conftest import segments_of
 
 pytestmark = pytest.mark.slow
 
 
-def _run(config: Path) -> tuple[int, subprocess.CompletedProcess[str]]:
-    """`defectd run --config FILE` to its end: its pid and what it said."""
-    environ = {**os.environ, "PYTHONPATH": str(REPO)}
-    environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    command = [sys.executable, "-m", "defectd.daemon.cli", "run", "--config", str(config)]
-    with subprocess.Popen(
-        command, cwd=REPO, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as process:
-        stdout, stderr = process.communicate(timeout=60)
-    return process.pid, subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-
-
 def _with(tmp_path: Path, **sections: dict[str, object]) -> Path:
-    return write_config(tmp_path / "defectd.yaml", Ports(), **sections)
+    return write_config(tmp_path / "defectd.yaml", small_line(LoopbackPorts(), **sections))
 
 
 def _model_without(name: str) -> Callable[[Path], Path]:
@@ -97,7 +84,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], list[str]]] = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_unusable_start_up_input_is_one_clear_line_and_exit_2(case: str, tmp_path: Path) -> None:
     make, expected = CASES[case]
-    pid, done = _run(make(tmp_path))
+    pid, done = run_once(make(tmp_path))
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
     problems = done.stderr.strip().splitlines()
@@ -113,7 +100,7 @@ def test_metrics_dir_without_write_permission(tmp_path: Path) -> None:
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        _, done = _run(_with(tmp_path, metrics={"multiprocess_dir": str(locked)}))
+        _, done = run_once(_with(tmp_path, metrics={"multiprocess_dir": str(locked)}))
     finally:
         locked.chmod(0o700)
     assert done.returncode == 2 and "Traceback" not in done.stderr

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import zmq
 
+from defectd.daemon.clients.background import Background
 from defectd.daemon.clients.subscriber import GapDetector
 from defectd.daemon.events import decode_message
 from defectd.daemon.tools.benchmarks.pipeline import CapacityRun, _config, _Heartbeats, _run_phase
@@ -46,16 +47,17 @@ class SlowSubscriber:
         self._stop = threading.Event()
         self._fast = threading.Event()
         self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._reader = Background(self._run, "slow-subscriber")
 
     def __enter__(self) -> SlowSubscriber:
-        self._thread.start()
+        self._reader.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(30)
+        self._reader.wait(30)
         self._context.term()
+        self._reader.result(timeout_s=0)  # raises what the reading thread raised
 
     def _run(self) -> None:
         if self._stop.wait(self.start_after_s):

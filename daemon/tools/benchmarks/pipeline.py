@@ -1,6 +1,6 @@
 """`defectd bench pipeline`: the daemon's throughput and latency on a simulated line.
 
-Everything runs on this machine, the simulator included (`daemon.loopback`: the real
+Everything runs on this machine, the simulator included (`tools.loopback`: the real
 `defectd run` as a subprocess, a status/frame subscriber in a thread):
 
 (a) **capacity** with the null engine: the simulator pushes raw mono8 frames (a pool of
@@ -195,8 +195,7 @@ def run_pipeline_bench(
             if offered <= 0:
                 notes.append("no capacity measured with the engine: latency run at 1 frame/s")
                 offered = 1.0
-            with listener.lock:
-                listener.collected.frames.clear()
+            listener.forget()
             say(f"pipeline (c): {offered:.1f} frames/s offered ({LATENCY_LOAD:.0%} of (b))")
             paced = _run_phase(
                 listener,
@@ -294,7 +293,7 @@ def _run_phase(
 ) -> CapacityRun:
     """Push frames from `cameras` (fps 0: as fast as the daemon takes them) for `seconds`;
     wait until the daemon has settled them; `already`: frames sent in earlier phases."""
-    before = listener.snapshot_status()
+    before = listener.last_status()
     base_received, base_processed, base_lost, base_dropped = _counts(before)
     simulator = Simulator(
         SimulatorConfig(
@@ -316,11 +315,11 @@ def _run_phase(
     end_ns = time.time_ns()
     deadline = time.monotonic() + _SETTLE_S
     while time.monotonic() < deadline:
-        if settled(listener.snapshot_status(), already + result.sent):
+        if settled(listener.last_status(), already + result.sent):
             break
         time.sleep(0.05)
     time.sleep(0.3)  # the frame summaries still on their way to the listener
-    received, processed, lost, after_dropped = _counts(listener.snapshot_status())
+    received, processed, lost, after_dropped = _counts(listener.last_status())
     received, processed, lost = (
         received - base_received,
         processed - base_processed,

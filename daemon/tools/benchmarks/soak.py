@@ -1,6 +1,6 @@
 """`defectd bench soak`: the daemon for minutes on a simulated line, watched for leaks.
 
-The real `defectd run` (`daemon.loopback`) on loopback, fed by the simulator (push, raw mono8,
+The real `defectd run` (`tools.loopback`) on loopback, fed by the simulator (push, raw mono8,
 ``batching.policy: block``) at `LOAD` of its capacity: the capacity is measured first in the
 same daemon (a few seconds at max rate, the slope of the processed count), unless the frames/s
 are given. While the line runs, a sampler reads ``/proc`` every few seconds for the daemon's
@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from defectd.daemon.clients.background import Background
 from defectd.daemon.clients.simulator import Simulator, SimulatorConfig, SimulatorResult
 from defectd.daemon.slots import SHM_DIR
 from defectd.daemon.tools.benchmarks.pipeline import CapacityRun, _config, _Heartbeats, _run_phase
@@ -218,7 +219,6 @@ def run_soak_bench(
     notes: list[str] = []
     with DaemonProcess(config, workdir, ports) as daemon:
         daemon.wait_ready(300.0)
-        assert daemon.process is not None
         root = daemon.process.pid
         beats = _Heartbeats()
         with Listener(ports.publish_endpoint, topics=(), on_status=beats.add) as listener:
@@ -242,10 +242,10 @@ def run_soak_bench(
             )
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                if settled(listener.snapshot_status(), already + result.sent):
+                if settled(listener.last_status(), already + result.sent):
                     break
                 time.sleep(0.1)
-            status = listener.snapshot_status() or {"frames": {}}
+            status = listener.last_status() or {"frames": {}}
         exit_status = daemon.stop()
     time.sleep(0.5)  # the resource tracker unlinks after the supervisor is gone
     left = len(shm_segments(root))
@@ -307,16 +307,7 @@ def _soak(
         ),
         progress=lambda result: None,  # without one the paced loop spins (see pipeline.py)
     )
-    outcome: list[SimulatorResult] = []
-    failure: list[BaseException] = []
-
-    def send() -> None:
-        try:
-            outcome.append(simulator.run(threading.Event()))
-        except BaseException as exc:  # re-raised below, in the caller's thread
-            failure.append(exc)
-
-    sender = threading.Thread(target=send, name="soak-simulator", daemon=True)
+    sender = Background(lambda: simulator.run(threading.Event()), "soak-simulator")
     start = time.monotonic()
     sender.start()
     samples: list[Sample] = []
@@ -325,7 +316,7 @@ def _soak(
     while sender.is_alive():
         now = time.monotonic()
         if now >= next_at:
-            status = listener.snapshot_status()
+            status = listener.last_status()
             processed = int(status["frames"]["processed"]) if status else 0
             samples.append(sample_tree(root, now - start, processed))
             next_at += interval_s
@@ -337,10 +328,8 @@ def _soak(
                     f"{latest.fds} fds, {latest.threads} threads, {latest.shm_segments} segments, "
                     f"{latest.processed:,} processed"
                 )
-        sender.join(max(0.0, min(next_at - time.monotonic(), 1.0)))
-    if failure:
-        raise failure[0]
-    return outcome[0], samples
+        sender.wait(max(0.0, min(next_at - time.monotonic(), 1.0)))
+    return sender.result(), samples  # what the simulator raised is raised here
 
 
 def _say(text: str) -> None:
