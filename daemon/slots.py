@@ -20,6 +20,10 @@ The table is guarded by ``flock`` on the segment's file: the kernel drops the lo
 holder dies, so a SIGKILLed process can never leave the pool locked. Children map the segment
 themselves instead of through `multiprocessing.shared_memory.SharedMemory`, so nothing
 registers it with a resource tracker but the creator (see docs/daemon.md).
+
+Longer than the project's usual 400 lines on purpose: the segment layout, the flock and every
+state transition must be read together to see that no transition can lose or double a frame;
+split across files, the invariants would be too.
 """
 
 from __future__ import annotations

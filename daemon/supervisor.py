@@ -15,6 +15,10 @@ processes (``spawn``) and watches them:
   ``shutdown.drain_timeout_s`` and are published, then the other stages stop and the daemon
   exits 0; what did not drain is counted dropped{shutdown}. A second signal exits at once.
   The shared memory is unlinked on every way out.
+
+Longer than the project's usual 400 lines: it is one state machine (start, supervise, drain)
+over the same children, slot pool, frame account and metrics; the stages, config, metrics
+and health server it drives live in their own modules.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@
 what the model gave on them when they were written: per frame and class the presence and peak
 scores, and the defects after the one post-processing (`engines.postprocess`) at the card's
 thresholds — class, area and mask as Kaggle RLE — with the backend and precision that
-produced them. `check_golden` runs the stored frames through any engine and compares, so a
-changed export, backend or post-processing is caught: by the tests, by `defectd golden check`,
-and by the daemon before it swaps to a new model.
+produced them. `golden_check.check_golden` runs the stored frames through any engine and
+compares, so a changed export, backend or post-processing is caught: by the tests, by
+`defectd golden check`, and by the daemon before it swaps to a new model.
 
 The frames come from the synthetic line (`golden_frames`) when written; once stored, a check
 no longer depends on the generator. Torch-free.
@@ -26,14 +26,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from defectd.engines import parity
 from defectd.engines.backends.onnxruntime_backend import OnnxRuntimeEngine
 from defectd.engines.engine import Engine
 from defectd.engines.errors import InvalidInput
 from defectd.engines.files import atomic_write, write_json
 from defectd.engines.model_card import InputSpec, read_card
 from defectd.engines.postprocess import PostprocessConfig, postprocess
-from defectd.engines.scoring import dice
 from defectd.engines.synth import SynthConfig, SyntheticLine
 
 GOLDEN_JSON = "golden.json"
@@ -42,26 +40,12 @@ GOLDEN_FORMAT = 1
 GOLDEN_SEED = 5001  # gives 4 frames: one clean, classes (1, 3), (2,) and (3, 4)
 SEARCH_FRAMES = 500  # how far along the synthetic line to look for every class
 
-# Against the reference on the same machine an engine is held to parity.TOLERANCE. Golden
-# numbers were written on another machine (another CPU, another ONNX Runtime), so FP32 gets
-# 1e-3; FP16 keeps parity's bound, which already covers FP16 against FP32.
-TOLERANCE = {"fp32": 1e-3, "fp16": parity.TOLERANCE["fp16"]}
-MIN_DICE = 0.99
-MAX_AREA_CHANGE = 0.01  # relative
 
 Shape = tuple[int, int]
 
 
 class GoldenError(InvalidInput):
     """Golden files that are missing or cannot be used; the message names the fix."""
-
-
-class GoldenMismatch(GoldenError):
-    """An engine that does not reproduce a model's golden outputs; carries the report."""
-
-    def __init__(self, report: GoldenReport) -> None:
-        super().__init__(report.summary())
-        self.report = report
 
 
 @dataclass(frozen=True)
@@ -222,7 +206,7 @@ def read_golden(model_dir: Path | str) -> Golden:
         if data.get("format") != GOLDEN_FORMAT:
             raise GoldenError(
                 f"{path}: golden format {data.get('format')!r}, this defectd reads "
-                f"{GOLDEN_FORMAT}; {_remake(model_dir)}"
+                f"{GOLDEN_FORMAT}; {remake_hint(model_dir)}"
             )
         golden = Golden(
             frames=frames,
@@ -237,11 +221,11 @@ def read_golden(model_dir: Path | str) -> Golden:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSONDecodeError too
         what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise GoldenError(f"{path} cannot be read ({what}); {_remake(model_dir)}") from None
+        raise GoldenError(f"{path} cannot be read ({what}); {remake_hint(model_dir)}") from None
     if _frames_digest(frames) != digest or len(frames) != len(golden.expected):
         raise GoldenError(
             f"{model_dir / GOLDEN_FRAMES} does not hold the frames {GOLDEN_JSON} was written "
-            f"for; {_remake(model_dir)}"
+            f"for; {remake_hint(model_dir)}"
         )
     return golden
 
@@ -258,7 +242,7 @@ def read_frames(model_dir: Path | str) -> npt.NDArray[np.uint8]:
         with loaded:
             frames = np.asarray(loaded["frames"])
     except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
-        raise GoldenError(f"{path} cannot be read ({exc}); {_remake(model_dir)}") from None
+        raise GoldenError(f"{path} cannot be read ({exc}); {remake_hint(model_dir)}") from None
     if frames.dtype != np.uint8 or frames.ndim != 4:
         raise GoldenError(
             f"{path}: frames are {frames.dtype} {frames.shape}, expected uint8 N×C×H×W"
@@ -295,162 +279,13 @@ def _existing(model_dir: Path, name: str) -> Path:
     path = model_dir / name
     if not path.is_file():
         raise GoldenError(
-            f"{path} not found: {model_dir} has no golden outputs; {_remake(model_dir)}"
+            f"{path} not found: {model_dir} has no golden outputs; {remake_hint(model_dir)}"
         )
     return path
 
 
-def _remake(model_dir: Path) -> str:
+def remake_hint(model_dir: Path) -> str:
     return f"write them with `defectd golden write --model {model_dir}`"
-
-
-@dataclass(frozen=True)
-class GoldenReport:
-    """How an engine's outputs on the golden frames compare with the stored ones."""
-
-    model_dir: str
-    frames: int
-    backend: str
-    precision: str
-    tolerance: float  # on |Δpresence| and |Δpeak|
-    max_abs_presence: float
-    max_abs_peak: float
-    min_dice: float  # over defects found both times; 1.0 when there are none
-    max_area_change: float  # relative, over defects found both times
-    failures: tuple[str, ...]  # "frame 2 class 3: Dice 0.9100 < 0.99", one per mismatch
-    notes: tuple[str, ...] = ()  # likely causes, e.g. thresholds changed since written
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-    def describe(self) -> str:
-        """One line: verdict and the worst figures."""
-        verdict = "ok" if self.ok else f"FAILED ({len(self.failures)} mismatches)"
-        return (
-            f"golden check {verdict}: {self.model_dir}, {self.frames} frames on "
-            f"{self.backend} {self.precision}; max |Δpresence| {self.max_abs_presence:.1e}, "
-            f"max |Δpeak| {self.max_abs_peak:.1e} (tolerance {self.tolerance:g}), min Dice "
-            f"{self.min_dice:.4f}, largest area change {100 * self.max_area_change:.2f}%"
-        )
-
-    def lines(self) -> list[str]:
-        """The full report: the summary line, every failure, then the notes."""
-        return [
-            self.describe(),
-            *(f"  {failure}" for failure in self.failures),
-            *(f"note: {note}" for note in self.notes),
-        ]
-
-    def summary(self, first: int = 3) -> str:
-        """One line for an error message: the failure count and the first failures."""
-        if self.ok:
-            return self.describe()
-        shown = "; ".join(self.failures[:first])
-        more = len(self.failures) - first
-        tail = f"; … {more} more" if more > 0 else ""
-        hint = f" ({self.notes[0]})" if self.notes else ""
-        return (
-            f"{len(self.failures)} golden mismatch(es) for {self.model_dir} on {self.backend} "
-            f"{self.precision}: {shown}{tail}{hint}"
-        )
-
-
-def check_golden(
-    engine: Engine, model_dir: Path | str, tolerance: float | None = None
-) -> GoldenReport:
-    """Run the golden frames of `model_dir` through `engine` at the card's thresholds and
-    compare with the stored outputs.
-
-    `tolerance` on |Δpresence| and |Δpeak| defaults to `TOLERANCE` for the engine's precision;
-    each defect must be found again with Dice ≥ `MIN_DICE` and area within `MAX_AREA_CHANGE`.
-    """
-    model_dir = Path(model_dir)
-    card = read_card(model_dir)
-    golden = read_golden(model_dir)
-    spec = engine.input
-    if golden.frames.shape[1:] != (spec.channels, spec.height, spec.width):
-        raise GoldenError(
-            f"golden frames of {model_dir} are {'×'.join(map(str, golden.frames.shape[1:]))}, "
-            f"the engine takes {spec.channels}×{spec.height}×{spec.width}: {_remake(model_dir)}"
-        )
-    if tolerance is None:
-        tolerance = TOLERANCE[engine.info.precision]
-    observed = observe(engine, golden.frames, card.thresholds)
-    retuned = (
-        "the card's thresholds differ from those the golden outputs were written with (tuned "
-        f"since?); if the new thresholds are meant, run `defectd golden write --model {model_dir}`"
-    )
-    figures = _Figures()
-    for index, (want, got) in enumerate(zip(golden.expected, observed, strict=True)):
-        figures.compare(index, want, got, tolerance, spec.shape)
-    return GoldenReport(
-        model_dir=str(model_dir),
-        frames=len(observed),
-        backend=engine.info.backend,
-        precision=engine.info.precision,
-        tolerance=tolerance,
-        max_abs_presence=figures.worst["presence"],
-        max_abs_peak=figures.worst["peak"],
-        min_dice=figures.dice,
-        max_area_change=figures.area_change,
-        failures=tuple(figures.failures),
-        notes=(retuned,) if card.thresholds != golden.thresholds else (),
-    )
-
-
-@dataclass
-class _Figures:
-    """The worst figures so far and the failures, gathered frame by frame."""
-
-    worst: dict[str, float] = field(default_factory=lambda: {"presence": 0.0, "peak": 0.0})
-    dice: float = 1.0
-    area_change: float = 0.0
-    failures: list[str] = field(default_factory=list)
-
-    def compare(
-        self, index: int, want: GoldenFrame, got: GoldenFrame, tolerance: float, shape: Shape
-    ) -> None:
-        if len(got.presence) != len(want.presence):
-            self.failures.append(
-                f"frame {index}: {len(got.presence)} classes, golden has {len(want.presence)}"
-            )
-            return
-        for i in range(len(want.presence)):
-            where = f"frame {index} class {i + 1}"
-            for name, wanted, measured in (
-                ("presence", want.presence[i], got.presence[i]),
-                ("peak", want.peak[i], got.peak[i]),
-            ):
-                delta = abs(measured - wanted)
-                self.worst[name] = max(self.worst[name], delta)
-                if delta > tolerance:
-                    self.failures.append(
-                        f"{where}: {name} {measured:.4f} vs golden {wanted:.4f} "
-                        f"(|Δ| {delta:.1e} > {tolerance:g})"
-                    )
-            self._compare_defect(where, want.defect(i + 1), got.defect(i + 1), shape)
-
-    def _compare_defect(
-        self, where: str, want: GoldenDefect | None, got: GoldenDefect | None, shape: Shape
-    ) -> None:
-        if want is None or got is None:
-            if want is not None:
-                self.failures.append(f"{where}: defect missing (golden: {want.area} px)")
-            elif got is not None:
-                self.failures.append(f"{where}: unexpected defect of {got.area} px (golden: none)")
-            return
-        change = abs(got.area - want.area) / max(want.area, 1)
-        self.area_change = max(self.area_change, change)
-        if change > MAX_AREA_CHANGE:
-            self.failures.append(
-                f"{where}: area {got.area} px vs golden {want.area} px "
-                f"({100 * change:.2f}% > {100 * MAX_AREA_CHANGE:g}%)"
-            )
-        overlap = dice(want.rle, got.rle, shape)
-        self.dice = min(self.dice, overlap)
-        if overlap < MIN_DICE:
-            self.failures.append(f"{where}: Dice {overlap:.4f} < {MIN_DICE:g}")
 
 
 def _frames_digest(frames: npt.NDArray[np.uint8]) -> str:

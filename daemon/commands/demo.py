@@ -60,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; 0 when it ran to the end and the daemon exited cleanly, else 1."""
-    from defectd.daemon.tools.demo import DemoConfig, format_summary, run_demo
+    from defectd.daemon.tools.demo import DemoConfig, run_demo
+    from defectd.daemon.tools.demo_report import format_summary
 
     seconds = args.seconds
     if seconds is None and args.frames is None:

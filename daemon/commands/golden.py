@@ -13,12 +13,11 @@ from pathlib import Path
 
 from defectd.engines.golden import (
     GOLDEN_FRAMES,
-    GoldenMismatch,
-    check_golden,
     read_golden,
     stored_frames,
     write_golden,
 )
+from defectd.engines.golden_check import GoldenMismatch, check_golden
 from defectd.engines.model_card import default_model_dir, read_card
 from defectd.engines.selection import CHOICES, EngineConfig, open_engine
 

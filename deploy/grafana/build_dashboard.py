@@ -10,6 +10,9 @@ script's output, and the Prometheus integration test evaluates every query in it
 The dashboard reads the raw metrics (docs/metrics.md), so it works without the recording
 rules; only the latency budget line comes from a rule (defectd:latency_budget_seconds).
 `line` is a target label from the scrape config (deploy/prometheus/scrape.yml).
+
+Longer than 400 lines because most of it is the dashboard itself: one short call per panel,
+in the order the rows appear, so a panel and its query are read in one place.
 """
 
 from __future__ import annotations

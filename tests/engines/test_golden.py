@@ -20,11 +20,11 @@ from defectd.engines.golden import (
     GOLDEN_FRAMES,
     GOLDEN_JSON,
     GoldenError,
-    check_golden,
     golden_frames,
     read_golden,
     write_golden,
 )
+from defectd.engines.golden_check import check_golden
 from defectd.engines.model_card import (
     InputSpec,
     bundled_model_dir,

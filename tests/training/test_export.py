@@ -13,9 +13,9 @@ from defectd.engines.backends.onnxruntime_backend import OnnxRuntimeEngine  # no
 from defectd.engines.golden import (  # noqa: E402
     GOLDEN_FRAMES,
     GOLDEN_JSON,
-    check_golden,
     read_golden,
 )
+from defectd.engines.golden_check import check_golden  # noqa: E402
 from defectd.engines.model_card import read_card  # noqa: E402
 from defectd.engines.synth import SyntheticLine  # noqa: E402
 from defectd.training.export import ExportError, export_model  # noqa: E402

@@ -61,7 +61,8 @@ def register(suites: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def run(args: argparse.Namespace) -> int:
     """Run the three daemon runs and the bare engine; print the block."""
-    from defectd.daemon.tools.benchmarks.pipeline import format_markdown, run_pipeline_bench
+    from defectd.daemon.tools.benchmarks.pipeline import run_pipeline_bench
+    from defectd.daemon.tools.benchmarks.pipeline_report import format_markdown
 
     for name in ("--batch", "--null-batch", "--seconds", "--cameras", "--threads"):
         positive(name, getattr(args, name[2:].replace("-", "_")))

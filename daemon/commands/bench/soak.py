@@ -56,7 +56,8 @@ def register(suites: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def run(args: argparse.Namespace) -> int:
     """Soak, print the block; exit status 1 when a leak verdict fails."""
-    from defectd.daemon.tools.benchmarks.soak import format_markdown, plot_soak, run_soak_bench
+    from defectd.daemon.tools.benchmarks.soak import run_soak_bench
+    from defectd.daemon.tools.benchmarks.soak_report import format_markdown, plot_soak
 
     for name in ("--minutes", "--interval-s", "--batch", "--threads"):
         positive(name, getattr(args, name[2:].replace("-", "_")))
