@@ -39,3 +39,17 @@ def emit_json(args: argparse.Namespace, data: Any) -> None:
     path = Path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(data, path)
+
+
+def refuse_unused(*rules: tuple[str, bool, bool, str]) -> None:
+    """Refuse an option given where it would have no effect (never accept-and-ignore).
+
+    Each rule is ``(option, given, used, needs)``: `given` when the value differs from the
+    option's default, `used` when the rest of the command line makes it count, `needs` says
+    what would.
+    """
+    from defectd.daemon.cli import CommandError
+
+    for option, given, used, needs in rules:
+        if given and not used:
+            raise CommandError(f"{option} has no effect {needs}: leave it out")

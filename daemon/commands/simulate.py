@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 from defectd.daemon.cli import CommandError
 from defectd.daemon.clients.background import Background
 from defectd.daemon.clients.liveline import LiveLine
+from defectd.daemon.commands.output import refuse_unused
 from defectd.daemon.protocol import ENCODINGS
 
 if TYPE_CHECKING:
@@ -163,6 +164,18 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
 
     if args.camera_ids is None and args.cameras < 1:
         raise CommandError(f"--cameras must be at least 1, got {args.cameras}")
+    jpeg = args.encoding == "jpeg"  # otherwise frames go raw, or as the files were read
+    refuse_unused(
+        ("--cameras", args.cameras != 1, args.camera_ids is None, "with --camera-ids"),
+        ("--seed", args.seed != 0, args.source == "synth", "with a folder --source"),
+        ("--jpeg-quality", args.jpeg_quality != 95, jpeg, "unless frames are encoded as jpeg"),
+        (
+            "--wait-timeout",
+            args.wait_timeout != 30.0,
+            args.wait_subscribers > 0,
+            "without --wait-subscribers",
+        ),
+    )
     cameras = args.camera_ids or tuple(f"cam{i}" for i in range(args.cameras))
     if args.bind is not None or args.connect is not None:
         bind, endpoint = args.bind is not None, args.bind or args.connect

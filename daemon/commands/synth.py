@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from defectd.daemon.cli import CommandError
+from defectd.daemon.commands.output import refuse_unused
 from defectd.engines.synth import SynthConfig, SyntheticLine, write_contact_sheet, write_dataset
 from defectd.engines.synth.report import measure_line
 
@@ -75,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--preview-count must be at least 1, got {args.preview_count}")
     if args.preview is not None and args.preview.suffix.lower() != ".png":
         raise CommandError(f"--preview {args.preview} must end in .png")
+    refuse_unused(
+        ("--preview-count", args.preview_count != 8, args.preview is not None, "without --preview"),
+        ("--jpeg-quality", args.jpeg_quality != 95, args.out is not None, "without --out"),
+        ("--force", args.force, args.out is not None, "without --out"),
+    )
 
     config = SynthConfig(class_share=args.class_share)
     SyntheticLine(args.seed, config)  # checks the share before any file is touched

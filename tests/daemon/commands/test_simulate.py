@@ -82,6 +82,10 @@ def test_simulate_cameras_default_ids(
         (["--fps", "-2"], "fps must be at least 0"),
         (["--bind", "tcp://127.0.0.1:{port}"], "unknown placeholder"),
         (["--bind", "nonsense"], "cannot bind nonsense"),
+        # accepted and then ignored, once: now refused
+        (["--jpeg-quality", "80"], "--jpeg-quality has no effect unless frames are encoded"),
+        (["--cameras", "3", "--camera-ids", "a,b"], "--cameras has no effect with --camera-ids"),
+        (["--wait-timeout", "5"], "--wait-timeout has no effect without --wait-subscribers"),
     ],
 )
 def test_simulate_errors(

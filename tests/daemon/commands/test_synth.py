@@ -52,6 +52,9 @@ def test_synth_preview_only(tmp_path: Path) -> None:
         (["synth", "--out", "x"], "--count"),
         (["synth", "--stats"], "--count"),
         (["synth", "--preview", "sheet.jpg"], ".png"),
+        (["synth", "--stats", "--count", "5", "--force"], "--force has no effect without --out"),
+        (["synth", "--preview", "s.png", "--jpeg-quality", "70"], "--jpeg-quality has no effect"),
+        (["synth", "--out", "x", "--count", "2", "--preview-count", "3"], "without --preview"),
     ],
 )
 def test_synth_usage_errors(
