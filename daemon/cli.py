@@ -121,8 +121,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
+    # The listing is the epilog (grouped); `prog` keeps "defectd run" in each command's usage.
     subparsers = parser.add_subparsers(
-        dest="command", metavar="COMMAND", required=True, help=argparse.SUPPRESS
+        dest="command", metavar="COMMAND", required=True, help=argparse.SUPPRESS, prog="defectd"
     )
     names = [only] if only in COMMANDS else list(COMMANDS) if only is None else []
     for name in names:

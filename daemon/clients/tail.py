@@ -1,8 +1,8 @@
 """The socket loop of `defectd tail`: subscribe to defectd's events and print them.
 
-`run_tail` connects a SUB socket, prints one line per message (`daemon.subscriber.format_event`,
+`run_tail` connects a SUB socket, prints one line per message (`clients.subscriber.format_event`,
 or the message's JSON as received with ``json_lines``) and reports missed messages found by
-`daemon.subscriber.GapDetector`. It ends after `count` messages, after `timeout_s`, or when
+`clients.subscriber.GapDetector`. It ends after `count` messages, after `timeout_s`, or when
 `stop` is set; it polls, so `stop` takes effect within a tenth of a second.
 """
 

@@ -21,7 +21,7 @@ from defectd.daemon.protocol import ENCODINGS
 if TYPE_CHECKING:
     from defectd.daemon.clients.simulator import SimulatorConfig, SimulatorResult
 
-_PUB_ENDPOINT = "tcp://127.0.0.1:5555"  # daemon.simulator's defaults, kept here so that
+_PUB_ENDPOINT = "tcp://127.0.0.1:5555"  # clients.simulator's defaults, kept here so that
 _PUSH_ENDPOINT = "tcp://127.0.0.1:5556"  # `defectd --help` does not import zmq and OpenCV
 
 

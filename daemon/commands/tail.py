@@ -12,7 +12,7 @@ from typing import TextIO
 from defectd.daemon.commands.output import STDOUT
 from defectd.daemon.commands.simulate import stop_on_signals
 
-_ENDPOINT = "tcp://127.0.0.1:5560"  # daemon.tail.DEFAULT_ENDPOINT, without importing zmq
+_ENDPOINT = "tcp://127.0.0.1:5560"  # clients.tail.DEFAULT_ENDPOINT, without importing zmq
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

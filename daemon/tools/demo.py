@@ -110,7 +110,7 @@ class ClassResult:
 
 @dataclass(frozen=True)
 class DemoSummary:
-    """Everything the demo measured; `to_dict` is what ``--json-out`` writes."""
+    """Everything the demo measured; `to_dict` is what ``--json FILE`` writes."""
 
     backend: str
     engine: str  # "backend precision on device, model" from the daemon's heartbeat

@@ -1,4 +1,4 @@
-"""The line the end-to-end tests run the loopback harness with (daemon/tools/loopback.py).
+"""The line the end-to-end tests run the loopback harness with (daemon/tools/loopback/).
 
 Two pushing cameras on one PULL socket, the null engine, a small slot pool, frequent
 heartbeats and quick restarts: small and fast enough for a test, and every frame accounted

@@ -16,7 +16,7 @@ def register(suites: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="the daemon on a simulated line: capacity, latency, daemon / bare engine",
         description="Run the real daemon with the simulator on loopback: (a) null-engine "
         "capacity, (b) the daemon with the engine at full rate against the bare engine, (c) "
-        "latency capture→publish at 80%% of that rate.",
+        "latency capture→publish at 80% of that rate.",
     )
     add_engine_options(parser)
     parser.add_argument(
