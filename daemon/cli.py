@@ -76,6 +76,7 @@ GROUPS: tuple[CommandGroup, ...] = (
         (
             _command("synth", "generate labelled synthetic steel frames, or a preview sheet"),
             _command("score", "score a prediction CSV against the truth (Kaggle mean Dice)"),
+            _command("dataset", "check a labelled data set: format, classes, sizes, problems"),
         ),
     ),
     CommandGroup(
