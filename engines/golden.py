@@ -8,8 +8,10 @@ produced them. `golden_check.check_golden` runs the stored frames through any en
 compares, so a changed export, backend or post-processing is caught: by the tests, by
 `defectd golden check`, and by the daemon before it swaps to a new model.
 
-The frames come from the synthetic line (`golden_frames`) when written; once stored, a check
-no longer depends on the generator. Torch-free.
+The frames come from the synthetic line (`golden_frames`) when written, unless the caller
+gives its own (`write_golden(frames=...)`: export passes a few training images for a model
+whose input is not a Severstal frame); once stored, a check no longer depends on where they
+came from. Torch-free.
 """
 
 from __future__ import annotations
@@ -188,6 +190,7 @@ def write_golden(
         "model": {"name": card.name, "version": card.version, "files": card.to_dict()["files"]},
         "frames_sha256": _frames_digest(frames),
         "source": source,
+        "head": card.head,
         "thresholds": card.thresholds.to_list(),
         "frames": [frame.to_dict() for frame in expected],
     }
@@ -212,7 +215,9 @@ def read_golden(model_dir: Path | str) -> Golden:
             frames=frames,
             expected=tuple(GoldenFrame.from_dict(entry) for entry in data["frames"]),
             written_by={k: str(v) for k, v in data["written_by"].items()},
-            thresholds=PostprocessConfig.from_list(data["thresholds"]),
+            thresholds=PostprocessConfig.from_list(
+                data["thresholds"], str(data.get("head", "sigmoid"))
+            ),
             model=dict(data.get("model", {})),
             source=dict(data.get("source", {})),
         )

@@ -6,6 +6,11 @@ A model directory (bundled ones ship as package data, ``defectd.models``) holds 
 The card names the classes, the input the engine takes, the normalisation inside the graph,
 the tuned post-processing thresholds, the training data and validation metrics, the sha256 of
 each ONNX file and the exact commands that produced it.
+
+``head`` says how the classes relate: ``sigmoid`` (independent, may overlap; the default, also
+for cards written before the key existed) or ``softmax`` (exclusive, with a background). The
+outputs keep their names and shapes either way; `thresholds` always carries the card's head,
+so post-processing made from them treats the classes as the model does.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 from defectd.engines.errors import UserError
 from defectd.engines.files import write_json
-from defectd.engines.postprocess import PostprocessConfig
+from defectd.engines.postprocess import HEADS, PostprocessConfig
 
 CARD_NAME = "model_card.json"
 CARD_FORMAT = 1
@@ -80,6 +85,14 @@ class ModelCard:
     parity: dict[str, Any] = field(default_factory=dict)
     commands: tuple[str, ...] = ()
     directory: Path | None = None
+    head: str = "sigmoid"
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ModelCardError(f"head must be one of {list(HEADS)}, got {self.head!r}")
+        if self.thresholds.head != self.head:
+            # The card's head is the truth; thresholds made without it follow it.
+            object.__setattr__(self, "thresholds", replace(self.thresholds, head=self.head))
 
     @property
     def num_classes(self) -> int:
@@ -118,6 +131,7 @@ class ModelCard:
             "format": CARD_FORMAT,
             "name": self.name,
             "version": self.version,
+            "head": self.head,
             "classes": [{"id": i + 1, "name": n} for i, n in enumerate(self.classes)],
             "input": {
                 "layout": "NCHW",
@@ -164,6 +178,7 @@ class ModelCard:
                 parity=dict(data.get("parity", {})),
                 commands=tuple(data.get("commands", ())),
                 directory=directory,
+                head=str(data.get("head", "sigmoid")),
             )
         except KeyError as exc:
             raise ModelCardError(f"{where}: missing key {exc}") from None

@@ -10,6 +10,11 @@ this order:
 3. connected components (8-connected) smaller than ``min_component_area`` are removed;
 4. the class is dropped for the frame when fewer than ``min_mask_area`` pixels remain.
 
+A model with exclusive classes (``head="softmax"``, one class per pixel, background the rest)
+adds one rule to step 2: a pixel is a candidate of class c only when c is also the argmax over
+[background = 1 − Σ probs, probs_1, …, probs_C], so kept classes never overlap. The argmax is
+only computed when some class passes its presence gate and peak, so clean frames stay cheap.
+
 Pure numpy + OpenCV: no torch, no GPU.
 """
 
@@ -50,24 +55,44 @@ class ClassThresholds:
                 raise InvalidSetting(f"{name} must be a whole number of pixels ≥ 0, got {value!r}")
 
 
+HEADS = ("sigmoid", "softmax")
+
+
 @dataclass(frozen=True)
 class PostprocessConfig:
-    """Thresholds for every class, class 1 first."""
+    """Thresholds for every class, class 1 first, and the model head they apply to.
+
+    `head` is the model card's: ``sigmoid`` (independent classes, masks may overlap) or
+    ``softmax`` (exclusive classes: each pixel goes to its argmax class or the background).
+    It is not part of `to_list`; the card stores it beside the thresholds.
+    """
 
     classes: tuple[ClassThresholds, ...] = field(
         default_factory=lambda: tuple(ClassThresholds() for _ in range(4))
     )
+    head: str = "sigmoid"
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise InvalidSetting(f"head must be one of {list(HEADS)}, got {self.head!r}")
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def exclusive(self) -> bool:
+        """True when classes are exclusive per pixel (softmax head)."""
+        return self.head == "softmax"
 
     def to_list(self) -> list[dict[str, Any]]:
         """JSON-ready list, one dict per class with its 1-based ``class_id``."""
         return [{"class_id": i + 1, **asdict(t)} for i, t in enumerate(self.classes)]
 
     @classmethod
-    def from_list(cls, entries: Sequence[Mapping[str, Any]]) -> PostprocessConfig:
+    def from_list(
+        cls, entries: Sequence[Mapping[str, Any]], head: str = "sigmoid"
+    ) -> PostprocessConfig:
         """Inverse of `to_list`; ValueError naming the class and key on bad entries."""
         classes = []
         known = {"class_id", "presence", "pixel", "min_component_area", "min_mask_area"}
@@ -85,7 +110,7 @@ class PostprocessConfig:
                 classes.append(ClassThresholds(**values))
             except (TypeError, ValueError) as exc:
                 raise InvalidSetting(f"thresholds for class {index + 1}: {exc}") from None
-        return cls(tuple(classes))
+        return cls(tuple(classes), head)
 
 
 @dataclass(frozen=True)
@@ -159,6 +184,18 @@ def components(
     return remap[labels], stats[keep].astype(np.int32), centroids[keep]
 
 
+def winning_class(probs: FloatArray) -> npt.NDArray[np.intp]:
+    """H×W argmax over [1 − Σ probs, probs_1, …, probs_C]: 0 background, c = class c.
+
+    Ties go to the lower index (background first), so a pixel never belongs to two classes.
+    """
+    background = 1.0 - probs.sum(axis=0, dtype=np.float32)
+    best = np.argmax(probs, axis=0)
+    top = np.take_along_axis(probs, best[None], axis=0)[0]
+    winner: npt.NDArray[np.intp] = np.where(top > background, best + 1, 0)
+    return winner
+
+
 def postprocess(
     probs: FloatArray,
     presence: Sequence[float] | FloatArray,
@@ -170,6 +207,8 @@ def postprocess(
     `peak` (the engine's per-class maximum probability, computed inside the graph) lets a
     class whose peak is below its pixel threshold be skipped without reading its H×W map:
     a clean frame then costs a few comparisons (see `defectd bench postprocess`).
+    With ``config.head == "softmax"`` a pixel is only a candidate of its argmax class
+    (`winning_class`), so the kept masks never overlap.
     """
     if probs.ndim != 3 or probs.shape[0] != config.num_classes:
         raise ValueError(
@@ -186,12 +225,18 @@ def postprocess(
             raise ValueError(f"expected {config.num_classes} peak scores, got {peaks.size}")
     planes: dict[int, UInt8Array] = {}
     found: list[Component] = []
+    winner: npt.NDArray[np.intp] | None = None
     for index, thresholds in enumerate(config.classes):
         if scores[index] < thresholds.presence:
             continue
         if peaks is not None and peaks[index] < thresholds.pixel:
             continue  # no pixel can pass: the full map is never touched
-        binary = (probs[index] >= thresholds.pixel).view(np.uint8)
+        candidate = probs[index] >= thresholds.pixel
+        if config.exclusive:
+            if winner is None:
+                winner = winning_class(probs)
+            candidate &= winner == index + 1
+        binary = candidate.view(np.uint8)
         # Label only the box around the candidate pixels: defects are small next to the frame.
         rows = np.flatnonzero(binary.any(axis=1))
         if rows.size == 0:

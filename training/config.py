@@ -37,6 +37,7 @@ class TrainConfig:
     encoder_weights: str | None = None
     balance: float = 0.75  # class-balanced sampling power: 0 as in the data, 1 equal shares
     init_from: str | None = None  # fine-tune: start from this checkpoint's weights
+    spec: str | None = None  # dataset.yaml for --data kept elsewhere (engines.datasets)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -102,7 +104,13 @@ def positive_weights(
     return weights
 
 
-def grey_statistics(dataset: SeverstalDataset, image_ids: Sequence[str]) -> tuple[float, float]:
+class ImageSource(Protocol):
+    """Anything that reads grey images by id (`SeverstalDataset`, `labelled.LabelledSet`)."""
+
+    def load_image(self, image_id: str) -> npt.NDArray[np.uint8]: ...
+
+
+def grey_statistics(dataset: ImageSource, image_ids: Sequence[str]) -> tuple[float, float]:
     """(mean, std) of the grey values on a 0..1 scale, over at most 200 evenly spaced images."""
     if not image_ids:
         raise InvalidInput("no images to measure the grey statistics on")

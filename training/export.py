@@ -6,6 +6,15 @@ flag; precision must come from the ONNX). Export checks itself before it writes 
 ONNX Runtime on the FP32 file against torch, and the FP16 file against the FP32 one, on
 synthetic frames with defects. Last it writes the golden outputs (`engines.golden`, ONNX
 Runtime FP32 on the CPU) that `defectd golden check` compares any backend with.
+
+A model trained on another layout than Severstal (its checkpoint has a ``data`` entry, see
+`training.sources`) is exported at the training set's native size when all its images share
+one (NEU-Seg: 200×200; otherwise the largest height and width), with the data set's class
+names and the model's head on the card. A size that is not a multiple of the output stride is
+padded inside the graph (`InferenceGraph(input_shape=...)`), so the engine takes and returns
+frames of the card's size and no backend changes. Parity and golden frames are then a few
+training images (`data["sample_ids"]`), or, when the data folder is gone, smooth random
+frames of the input size.
 """
 
 from __future__ import annotations
@@ -18,16 +27,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 import torch
 
 from defectd.engines.backends.onnxruntime_backend import OnnxRuntimeEngine
 from defectd.engines.classes import SEVERSTAL_NAMES
+from defectd.engines.datasets import open_dataset
 from defectd.engines.errors import UserError
 from defectd.engines.golden import write_golden
 from defectd.engines.model_card import InputSpec, ModelCard, ModelFile, sha256_of, write_card
-from defectd.engines.postprocess import PostprocessConfig
+from defectd.engines.postprocess import ClassThresholds, PostprocessConfig
 from defectd.engines.synth import SyntheticLine
 from defectd.training.model.graph import INPUT_NAME, OUTPUT_NAMES, InferenceGraph
 from defectd.training.trainer import load_checkpoint
@@ -67,6 +78,8 @@ def export_onnx(graph: InferenceGraph, path: Path, spec: InputSpec) -> None:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        # The crop back from stride padding (InferenceGraph) is a Slice it cannot fold: fine.
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
         torch.onnx.export(
             graph,
             (example,),
@@ -115,6 +128,28 @@ def parity_frames(spec: InputSpec, count: int = 4) -> npt.NDArray[np.uint8]:
     return np.stack(frames)[:, None]
 
 
+def training_frames(
+    data: dict[str, Any], data_dir: str | None, spec: InputSpec, spec_file: str | None = None
+) -> tuple[npt.NDArray[np.uint8], dict[str, Any]]:
+    """A few training images of the input size (N×1×H×W uint8) and where they came from;
+    smooth random frames when the data folder cannot be read."""
+    ids = [str(i) for i in data.get("sample_ids", [])]
+    try:
+        dataset = open_dataset(data_dir or "", spec_file)
+        images = [dataset.read_image(i) for i in ids]
+        images = [image for image in images if image.shape == spec.shape]
+    except (OSError, UserError) as exc:
+        log.warning("training images unavailable (%s): parity on random frames", exc)
+        images = []
+    if images:
+        return np.stack(images)[:, None], {"kind": "training", "data": data_dir, "ids": ids}
+    rng = np.random.default_rng(PARITY_SEED)
+    noise = rng.normal(128.0, 40.0, size=(4, spec.height, spec.width))
+    smooth = np.stack([cv2.GaussianBlur(n, (0, 0), 3.0) for n in noise])
+    frames = np.clip(smooth, 0, 255).astype(np.uint8)[:, None]
+    return frames, {"kind": "random", "seed": PARITY_SEED}
+
+
 def compare(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> Parity:
     """Parity of (probs, presence) pairs."""
     probs_a, probs_b = a[0].astype(np.float32), b[0].astype(np.float32)
@@ -148,14 +183,18 @@ def export_model(
 ) -> ModelCard:
     """Export `checkpoint` into the model directory `out`; return the written card."""
     model, (mean, std), state = load_checkpoint(checkpoint)
+    data: dict[str, Any] | None = state.get("data")
     spec = InputSpec(channels=1)  # mono line cameras; 3-channel models repeat the grey
+    if data is not None:
+        height, width = data["input_size"]
+        spec = InputSpec(channels=1, height=int(height), width=int(width))
     out.mkdir(parents=True, exist_ok=True)
     existing = [p for p in (out / FP32_NAME, out / FP16_NAME, out / TORCH_NAME) if p.exists()]
     if existing and not overwrite:
         raise ExportError(f"{existing[0]} exists; pass --force to replace the model in {out}")
 
-    fp32 = InferenceGraph(model, mean, std).eval()
-    fp16 = InferenceGraph(copy.deepcopy(model), mean, std).half().eval()
+    fp32 = InferenceGraph(model, mean, std, spec.shape).eval()
+    fp16 = InferenceGraph(copy.deepcopy(model), mean, std, spec.shape).half().eval()
     log.info("exporting FP32 ONNX to %s", out / FP32_NAME)
     export_onnx(fp32, out / FP32_NAME, spec)
     log.info("exporting FP16 ONNX to %s", out / FP16_NAME)
@@ -164,7 +203,14 @@ def export_model(
     log.info("tracing the TorchScript graph to %s", out / TORCH_NAME)
     export_torchscript(fp32, out / TORCH_NAME, spec)
 
-    frames = parity_frames(spec)
+    train_config = state.get("train_config", {})
+    source: dict[str, Any] | None = None
+    if data is None:
+        frames = parity_frames(spec)
+    else:
+        frames, source = training_frames(
+            data, train_config.get("data"), spec, train_config.get("spec")
+        )
     reference = torch_reference(fp32, frames)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -188,16 +234,22 @@ def export_model(
         raise ExportError(f"FP16 ONNX differs from FP32 beyond limits: {fp16_vs_fp32}")
 
     history = state.get("history", [])
-    best = max(history, key=lambda row: row["val_dice"]) if history else {}
-    train_config = state.get("train_config", {})
+    best = max(history, key=_score) if history else {}
+    classes = SEVERSTAL_NAMES[: model.config.num_classes]  # the Severstal layout's classes
+    if data is not None:
+        classes = tuple(str(c) for c in data["classes"])
+    thresholds = PostprocessConfig(
+        tuple(ClassThresholds() for _ in range(model.config.num_classes)), model.config.head
+    )
     card = ModelCard(
         name=name,
         version=version,
-        classes=SEVERSTAL_NAMES[: model.config.num_classes],  # the Severstal layout's classes
+        classes=classes,
+        head=model.config.head,
         input=spec,
         normalisation={"mean": mean, "std": std},
         outputs=OUTPUT_NAMES,
-        thresholds=PostprocessConfig(),
+        thresholds=thresholds,
         files={
             "fp32": ModelFile(FP32_NAME, sha256_of(out / FP32_NAME)),
             "fp16": ModelFile(FP16_NAME, sha256_of(out / FP16_NAME)),
@@ -214,6 +266,7 @@ def export_model(
             "epochs": train_config.get("epochs"),
             "best_epoch": best.get("epoch"),
             "val_dice_untuned": best.get("val_dice"),
+            **_segmentation_metrics(best),
             "seed": train_config.get("seed"),
             "torch": torch.__version__,
             "python": platform.python_version(),
@@ -228,5 +281,25 @@ def export_model(
     )
     write_card(card, out)
     log.info("writing the golden outputs to %s", out)
-    write_golden(out)
+    if source is None:
+        write_golden(out)
+    else:
+        write_golden(out, frames, source=source)
     return card
+
+
+def _score(row: dict[str, Any]) -> float:
+    # As EpochRow.score: mIoU without background for exclusive classes, else Dice.
+    miou = row.get("val_miou")
+    return float(miou if miou is not None else row["val_dice"])
+
+
+def _segmentation_metrics(row: dict[str, Any]) -> dict[str, Any]:
+    """The best epoch's mIoU entries for the card (exclusive classes only)."""
+    if row.get("val_miou") is None:
+        return {}
+    return {
+        "val_miou_untuned": row["val_miou"],
+        "val_miou_with_background_untuned": row.get("val_miou_with_background"),
+        "val_iou_per_class_untuned": row.get("val_iou_per_class", []),
+    }

@@ -1,4 +1,17 @@
-"""Loss of the joint mask + presence model: BCE (per-class pos_weight), soft Dice, presence BCE."""
+"""Loss of the joint mask + presence model, chosen by the head.
+
+- ``sigmoid`` (independent classes): BCE with per-class ``pos_weight`` + soft Dice on the
+  sigmoid probabilities;
+- ``softmax`` (exclusive classes): cross-entropy over background + classes + soft Dice on the
+  softmax probabilities of the defect classes (the background is left out of the Dice: it
+  is most of every frame and would drown the defects);
+
+plus, for both, the BCE of the presence head against "the class has a pixel in this crop".
+
+Masks come as N×C×H×W uint8 0/1; a pixel whose planes all hold `IGNORE` (the padding of an
+image smaller than its crop, or of a validation frame brought up to the stride) counts
+nowhere: not in the cross-entropy (``ignore_index``), the BCE, the Dice nor the presence.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +23,16 @@ from torch import Tensor, nn
 
 from defectd.training.model.model import ModelOutput
 
+IGNORE = 255  # mask value of a pixel that is no part of the image (padding)
+
 
 @dataclass(frozen=True)
 class LossParts:
-    """The total loss and its parts (detached floats, for logs and curves)."""
+    """The total loss and its parts (detached floats, for logs and curves).
+
+    `bce` is the per-pixel classification term: BCE for a sigmoid head, cross-entropy for a
+    softmax head.
+    """
 
     total: Tensor
     bce: float
@@ -23,8 +42,12 @@ class LossParts:
 
 def soft_dice_loss(logits: Tensor, targets: Tensor, smooth: float = 1.0) -> Tensor:
     """1 − soft Dice per class over the whole batch, averaged over classes."""
-    probs = logits.sigmoid().float()
-    targets = targets.float()
+    return soft_dice(logits.sigmoid().float(), targets.float(), smooth)
+
+
+def soft_dice(probs: Tensor, targets: Tensor, smooth: float = 1.0) -> Tensor:
+    """1 − soft Dice of N×C×H×W probabilities against 0/1 targets, mean over classes
+    (ignored pixels must already be 0 in both)."""
     dims = (0, 2, 3)
     intersection = (probs * targets).sum(dims)
     union = probs.sum(dims) + targets.sum(dims)
@@ -32,20 +55,31 @@ def soft_dice_loss(logits: Tensor, targets: Tensor, smooth: float = 1.0) -> Tens
 
 
 class SegmentationLoss(nn.Module):
-    """BCE with per-class ``pos_weight`` + ``dice_weight`` × soft Dice on the masks, plus
-    ``presence_weight`` × BCE of the presence head against "class has a pixel in this crop"."""
+    """Per-pixel term (BCE with per-class ``pos_weight``, or cross-entropy for ``softmax``)
+    + ``dice_weight`` × soft Dice on the masks, plus ``presence_weight`` × BCE of the
+    presence head against "class has a pixel in this crop"."""
 
     pos_weight: Tensor
 
     def __init__(
-        self, pos_weight: list[float], dice_weight: float = 1.0, presence_weight: float = 0.5
+        self,
+        pos_weight: list[float],
+        dice_weight: float = 1.0,
+        presence_weight: float = 0.5,
+        head: str = "sigmoid",
     ) -> None:
         super().__init__()
         self.register_buffer("pos_weight", torch.tensor(pos_weight, dtype=torch.float32))
         self.dice_weight = dice_weight
         self.presence_weight = presence_weight
+        self.head = head
 
     def forward(self, output: ModelOutput, masks: Tensor) -> LossParts:
+        ignored = masks[:, :1] == IGNORE  # N×1×H×W
+        if self.head == "softmax":
+            return self._softmax(output, masks, ignored)
+        if bool(ignored.any()):
+            return self._sigmoid_padded(output, masks, ignored)
         targets = masks.float()
         logits = output.masks.float()
         bce = F.binary_cross_entropy_with_logits(
@@ -53,6 +87,34 @@ class SegmentationLoss(nn.Module):
         )
         dice = soft_dice_loss(logits, targets)
         present = targets.amax(dim=(2, 3))
-        presence = F.binary_cross_entropy_with_logits(output.presence.float(), present)
-        total = bce + self.dice_weight * dice + self.presence_weight * presence
-        return LossParts(total, float(bce.detach()), float(dice.detach()), float(presence.detach()))
+        return self._parts(bce, dice, output.presence, present)
+
+    def _sigmoid_padded(self, output: ModelOutput, masks: Tensor, ignored: Tensor) -> LossParts:
+        valid = (~ignored).float()
+        targets = masks.float() * valid
+        logits = output.masks.float()
+        per_pixel = F.binary_cross_entropy_with_logits(
+            logits, targets, pos_weight=self.pos_weight.view(1, -1, 1, 1), reduction="none"
+        )
+        bce = (per_pixel * valid).sum() / (valid.sum() * logits.shape[1]).clamp(min=1.0)
+        dice = soft_dice(logits.sigmoid() * valid, targets)
+        return self._parts(bce, dice, output.presence, targets.amax(dim=(2, 3)))
+
+    def _softmax(self, output: ModelOutput, masks: Tensor, ignored: Tensor) -> LossParts:
+        valid = (~ignored).float()
+        targets = masks.float() * valid  # N×C×H×W, ignored pixels 0
+        logits = output.masks.float()  # N×(C+1)×H×W, background first
+        class_ids = torch.arange(1, targets.shape[1] + 1, device=masks.device).view(1, -1, 1, 1)
+        labels = (targets.long() * class_ids).sum(dim=1)  # exclusive: at most one plane is 1
+        labels = labels.masked_fill(ignored[:, 0], IGNORE)
+        cross_entropy = F.cross_entropy(logits, labels, ignore_index=IGNORE)
+        probs = logits.softmax(dim=1)[:, 1:] * valid
+        dice = soft_dice(probs, targets)
+        return self._parts(cross_entropy, dice, output.presence, targets.amax(dim=(2, 3)))
+
+    def _parts(self, pixel: Tensor, dice: Tensor, presence: Tensor, present: Tensor) -> LossParts:
+        presence_loss = F.binary_cross_entropy_with_logits(presence.float(), present)
+        total = pixel + self.dice_weight * dice + self.presence_weight * presence_loss
+        return LossParts(
+            total, float(pixel.detach()), float(dice.detach()), float(presence_loss.detach())
+        )

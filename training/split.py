@@ -39,3 +39,25 @@ def stratified_split(
         val += [members[i] for i in order[:take]]
         train += [members[i] for i in order[take:]]
     return sorted(train), sorted(val)
+
+
+def grouped_split(
+    classes_by_image: Mapping[str, tuple[int, ...]],
+    groups: Mapping[str, str],
+    val_fraction: float,
+    seed: int,
+) -> tuple[list[str], list[str]]:
+    """`stratified_split` over groups of images (`DatasetReport.split_groups()`: image id →
+    its group's id), so exact duplicates land on one side; each group is stratified by the
+    classes of all its images."""
+    members: dict[str, list[str]] = defaultdict(list)
+    for image_id in classes_by_image:
+        members[groups.get(image_id, image_id)].append(image_id)
+    group_classes = {
+        group: tuple(sorted({c for i in ids for c in classes_by_image[i]}))
+        for group, ids in members.items()
+    }
+    train_groups, val_groups = stratified_split(group_classes, val_fraction, seed)
+    train = sorted(i for g in train_groups for i in members[g])
+    val = sorted(i for g in val_groups for i in members[g])
+    return train, val

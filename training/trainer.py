@@ -11,7 +11,8 @@ A run directory holds:
 
 The parts live beside this file: the configuration in `config`, checkpoints in `checkpoint`,
 the per-epoch record in `history`, the optimiser and its schedule in `optimiser`, the
-validation pass in `validation`.
+validation pass in `validation`, the data (Severstal or any other labelled layout, whose
+classes then set the model's classes and head) in `sources`.
 """
 
 from __future__ import annotations
@@ -32,8 +33,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
 from defectd.engines.files import write_json
-from defectd.engines.postprocess import PostprocessConfig
-from defectd.engines.severstal import SeverstalDataset
+from defectd.engines.postprocess import ClassThresholds, PostprocessConfig
 from defectd.training.checkpoint import (
     CHECKPOINT_VERSION,
     LAST_NAME,
@@ -42,14 +42,14 @@ from defectd.training.checkpoint import (
     save_checkpoint,
 )
 from defectd.training.config import TrainConfig, TrainError, pick_device
-from defectd.training.data import FrameDataset, grey_statistics, positive_weights, sampling_weights
-from defectd.training.history import EpochRow, plot_curves, write_metrics
+from defectd.training.data import grey_statistics, sampling_weights
+from defectd.training.history import EpochRow, epoch_row, plot_curves, write_metrics
 from defectd.training.losses import SegmentationLoss
 from defectd.training.model.graph import TrainingGraph
 from defectd.training.model.model import DeepLabV3Plus, ModelConfig, build_model
 from defectd.training.optimiser import Optimisation, build_optimisation
-from defectd.training.split import stratified_split
-from defectd.training.validation import Validation, validate
+from defectd.training.sources import TrainingData, open_training_data
+from defectd.training.validation import validate
 
 # What callers have always imported from here.
 __all__ = ["EpochRow", "TrainConfig", "TrainError", "Trainer", "load_checkpoint"]
@@ -79,6 +79,7 @@ class _Parts:
     steps: int  # optimiser steps per epoch
     normalisation: tuple[float, float]
     pos_weight: list[float]
+    data_info: dict[str, Any] | None = None  # the checkpoint's "data" (other layouts)
 
 
 @dataclass
@@ -92,8 +93,8 @@ class _Record:
 
     def add(self, row: EpochRow) -> bool:
         """Append the epoch `row`; True when its validation Dice is the best so far."""
-        improved = row.val_dice > self.best
-        self.best = max(self.best, row.val_dice)
+        improved = row.score > self.best
+        self.best = max(self.best, row.score)
         self.history.append(row)
         self.next_epoch = row.epoch + 1
         return improved
@@ -147,38 +148,55 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         dataset = self._open_dataset()
+        cfg = self.config
         train_ids, val_ids = self._split(dataset)
         start = self._start(dataset, train_ids, val_ids)
         parts = self._build_parts(start, len(train_ids))
+        parts.data_info = dataset.data_info(train_ids)
         record = self._restore(start, parts)
         if record.next_epoch > cfg.epochs:
             log.info("%s already finished %d epochs", self.out, cfg.epochs)
             return record.history
-        batches = self._train_batches(dataset, train_ids, parts.steps, record.next_epoch)
+        batches = self._train_batches(dataset, train_ids, parts, record.next_epoch)
+        fill = _fill(parts.normalisation)
         val_loader = DataLoader(
-            FrameDataset(dataset, val_ids), batch_size=cfg.val_batch_size, num_workers=cfg.workers
+            dataset.dataset(val_ids, fill, cfg.model.output_stride),
+            batch_size=cfg.val_batch_size,
+            num_workers=cfg.workers,
+            collate_fn=dataset.collate(fill),
         )
-        post = PostprocessConfig()
+        thresholds = tuple(ClassThresholds() for _ in range(cfg.model.num_classes))
+        post = PostprocessConfig(thresholds, head=cfg.model.head)
         for epoch in range(record.next_epoch, cfg.epochs + 1):
             started = time.monotonic()
             losses = self._train_epoch(epoch, parts, batches, record.best, progress)
             val = validate(parts.graph, val_loader, parts.loss_fn, self.device, post)
-            row = _epoch_row(epoch, parts, losses, val, time.monotonic() - started)
+            row = epoch_row(
+                epoch, parts.steps, parts.optimisation.lr, losses, val, time.monotonic() - started
+            )
             improved = record.add(row)
             self._save(parts, record, improved)
             self._log_epoch(row, improved)
         return record.history
 
-    def _open_dataset(self) -> SeverstalDataset:
-        """The --data folder, with enough images to split."""
-        dataset = SeverstalDataset(self.config.data)
+    def _open_dataset(self) -> TrainingData:
+        """The --data folder, with enough images to split; a new run's model takes the
+        data's classes and head (other layouts than Severstal)."""
+        cfg = self.config
+        dataset = open_training_data(cfg.data, cfg.spec)
         if len(dataset) < 4:
-            raise TrainError(
-                f"{self.config.data} has {len(dataset)} images; training needs at least 4"
-            )
+            raise TrainError(f"{cfg.data} has {len(dataset)} images; training needs at least 4")
+        if self.resume or cfg.init_from:
+            dataset.check_model(cfg.model, str(self.out if self.resume else cfg.init_from))
+        else:
+            fitted = dataset.fit_model(cfg.model)
+            if fitted != cfg.model:
+                log.info("%s: %d classes, %s head", cfg.data, fitted.num_classes, fitted.head)
+            self.config = replace(cfg, model=fitted)
+        dataset.check_crop(self.config.augment, self.config.model.output_stride)
         return dataset
 
-    def _split(self, dataset: SeverstalDataset) -> tuple[list[str], list[str]]:
+    def _split(self, dataset: TrainingData) -> tuple[list[str], list[str]]:
         """(train, validation) image ids: split.json when resuming, else a new stratified
         split, saved with config.json."""
         cfg = self.config
@@ -188,8 +206,7 @@ class Trainer:
             train_ids: list[str] = split["train"]
             val_ids: list[str] = split["val"]
         else:
-            classes = {i: dataset.classes(i) for i in dataset.image_ids}
-            train_ids, val_ids = stratified_split(classes, cfg.val_split, cfg.seed)
+            train_ids, val_ids = dataset.split(cfg.val_split, cfg.seed)
             write_json({"train": train_ids, "val": val_ids}, split_path)
             write_json(cfg.to_dict(), self.out / "config.json")
         if len(train_ids) < cfg.batch_size:
@@ -198,7 +215,7 @@ class Trainer:
             )
         return train_ids, val_ids
 
-    def _start(self, dataset: SeverstalDataset, train_ids: list[str], val_ids: list[str]) -> _Start:
+    def _start(self, dataset: TrainingData, train_ids: list[str], val_ids: list[str]) -> _Start:
         """The model, grey scaling and loss weights: from last.pt under --resume (restored
         later, with the optimiser), from the --init-from weights, or new from the images."""
         cfg = self.config
@@ -213,7 +230,7 @@ class Trainer:
             _, _, initial = load_checkpoint(cfg.init_from)
             model.load_state_dict(initial["model"])
             mean, std = initial["normalisation"]  # the weights were trained on this scaling
-            weights = positive_weights(dataset, train_ids)
+            weights = dataset.positive_weights(train_ids)
             start = _Start(model, (mean, std), weights, None, initial.get("commands", []))
             log.info(
                 "fine-tuning from %s (epoch %d, validation Dice %.4f)",
@@ -222,8 +239,8 @@ class Trainer:
                 initial["best_dice"],
             )
         else:
-            mean, std = grey_statistics(dataset, train_ids)
-            start = _Start(model, (mean, std), positive_weights(dataset, train_ids), None, [])
+            mean, std = grey_statistics(dataset.frames, train_ids)
+            start = _Start(model, (mean, std), dataset.positive_weights(train_ids), None, [])
         log.info(
             "%d training / %d validation frames; grey mean %.3f std %.3f; pos_weight %s",
             len(train_ids),
@@ -239,7 +256,7 @@ class Trainer:
         cfg = self.config
         mean, std = start.normalisation
         graph = TrainingGraph(start.model, mean, std).to(self.device)
-        loss_fn = SegmentationLoss(start.pos_weight).to(self.device)
+        loss_fn = SegmentationLoss(start.pos_weight, head=cfg.model.head).to(self.device)
         steps = cfg.steps_per_epoch or max(1, train_images // cfg.batch_size)
         optimisation = build_optimisation(
             graph.parameters(), cfg.lr, cfg.weight_decay, steps * cfg.epochs, self._amp
@@ -264,10 +281,11 @@ class Trainer:
         return record
 
     def _train_batches(
-        self, dataset: SeverstalDataset, train_ids: list[str], steps: int, first_epoch: int
+        self, dataset: TrainingData, train_ids: list[str], parts: _Parts, first_epoch: int
     ) -> Iterator[Batch]:
         """Class-balanced batches of augmented crops, without end."""
-        cfg = self.config
+        cfg, steps = self.config, parts.steps
+        fill = _fill(parts.normalisation)
         weights = sampling_weights(
             [dataset.classes(i) for i in train_ids], dataset.num_classes, cfg.balance
         )
@@ -275,8 +293,9 @@ class Trainer:
         generator = torch.Generator().manual_seed(cfg.seed * 1000 + first_epoch)
         sampler = WeightedRandomSampler(weights, steps * cfg.batch_size, generator=generator)
         loader = DataLoader(
-            FrameDataset(dataset, train_ids, cfg.augment),
+            dataset.dataset(train_ids, fill, cfg.model.output_stride, cfg.augment),
             batch_size=cfg.batch_size,
+            collate_fn=dataset.collate(fill),
             sampler=sampler,
             num_workers=cfg.workers,
             drop_last=True,
@@ -335,6 +354,8 @@ class Trainer:
             "train_config": cfg.to_dict(),
             "commands": record.commands,
         }
+        if parts.data_info is not None:
+            checkpoint["data"] = parts.data_info
         save_checkpoint(checkpoint, self.out, best=improved)
         write_metrics(record.history, self.out / "metrics.csv")
         plot_curves(
@@ -342,6 +363,14 @@ class Trainer:
         )
 
     def _log_epoch(self, row: EpochRow, improved: bool) -> None:
+        if row.val_miou is not None:
+            log.info(
+                "epoch %d: val mIoU %.4f (with background %.4f), IoU per class %s",
+                row.epoch,
+                row.val_miou,
+                row.val_miou_with_background or 0.0,
+                " ".join("—" if v is None else f"{v:.3f}" for v in row.val_iou_per_class),
+            )
         log.info(
             "epoch %d/%d: train loss %.4f, val loss %.4f, val Kaggle Dice %.4f (%s)%s, %.0f s",
             row.epoch,
@@ -360,23 +389,9 @@ class Trainer:
         return self.device.type == "cuda"
 
 
-def _epoch_row(
-    epoch: int, parts: _Parts, losses: npt.NDArray[np.float64], val: Validation, seconds: float
-) -> EpochRow:
-    """The metrics.csv row of an epoch from its mean training losses and its validation."""
-    return EpochRow(
-        epoch=epoch,
-        steps=parts.steps,
-        lr=parts.optimisation.lr,
-        train_loss=float(losses[0]),
-        train_bce=float(losses[1]),
-        train_dice_loss=float(losses[2]),
-        train_presence_loss=float(losses[3]),
-        val_loss=val.loss,
-        val_dice=val.dice,
-        val_dice_per_class=val.dice_per_class,
-        seconds=seconds,
-    )
+def _fill(normalisation: tuple[float, float]) -> int:
+    """The grey value padding takes: the training mean, 0 once normalised (as in export)."""
+    return round(normalisation[0] * 255.0)
 
 
 def _cycle(loader: DataLoader[Batch]) -> Iterator[Batch]:

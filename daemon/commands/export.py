@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     onnx, fp16 = card.parity["onnx_fp32_vs_torch"], card.parity["onnx_fp16_vs_fp32"]
     print(
         f"wrote {args.out}/{card.files['fp32'].path}, {card.files['fp16'].path} and "
-        f"model_card.json\nparity on {onnx['frames']} synthetic frames: ONNX FP32 vs torch "
+        f"model_card.json\nparity on {onnx['frames']} frames: ONNX FP32 vs torch "
         f"max |Δp| {onnx['max_abs_diff_probs']:.2e}; FP16 vs FP32 max |Δp| "
         f"{fp16['max_abs_diff_probs']:.2e}, masks agree on {100 * fp16['mask_agreement']:.3f}% "
         f"of pixels\nnext: defectd tune --model {args.out} --data VALIDATION_DIR"

@@ -21,7 +21,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "is kept as OUT/best.pt. Interrupt at any time and continue with --resume."
         ),
     )
-    parser.add_argument("--data", type=Path, required=True, help="Severstal-layout folder")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="Severstal-layout folder, or any labelled data set `defectd dataset check` reads "
+        "(exclusive classes, e.g. label maps, train a softmax head)",
+    )
+    parser.add_argument(
+        "--spec",
+        type=Path,
+        help="the data set's dataset.yaml when it cannot sit in the folder (read-only data): "
+        "class names, mask kind (docs/datasets.md)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="run directory, e.g. runs/NAME")
     parser.add_argument("--encoder", default="resnet18", help="resnet18|resnet34|resnet50")
     parser.add_argument(
@@ -82,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         data=str(args.data),
         out=str(args.out),
+        spec=None if args.spec is None else str(args.spec),
         model=ModelConfig(
             encoder=args.encoder,
             in_channels=args.in_channels,
@@ -110,9 +123,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"interrupted; continue with: {again}")
         raise
     if history:
-        best = max(history, key=lambda row: row.val_dice)
+        best = max(history, key=lambda row: row.score)
+        miou = "" if best.val_miou is None else f"validation mIoU {best.val_miou:.4f}, "
         print(
-            f"best epoch {best.epoch}: validation Kaggle Dice {best.val_dice:.4f}; "
+            f"best epoch {best.epoch}: {miou}validation Kaggle Dice {best.val_dice:.4f}; "
             f"checkpoint {args.out}/best.pt, curves {args.out}/curves.png"
         )
     return 0

@@ -45,7 +45,7 @@ def effective_thresholds(
             classes[index] = replace(classes[index], **override.changes())
     if problems.items:
         raise ConfigError(problems.formatted(source))
-    return PostprocessConfig(tuple(classes))
+    return replace(card.thresholds, classes=tuple(classes))  # keeps the head (softmax or sigmoid)
 
 
 @dataclass(frozen=True)

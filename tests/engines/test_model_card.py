@@ -71,3 +71,21 @@ def test_bad_cards_name_the_problem(tmp_path: Path) -> None:
     (tmp_path / "model_card.json").write_text(json.dumps(data))
     with pytest.raises(ModelCardError, match="card format 99"):
         read_card(tmp_path)
+
+
+def test_an_old_card_without_head_is_sigmoid(tmp_path: Path) -> None:
+    data = make_card(tmp_path).to_dict()
+    del data["head"]
+    card = ModelCard.from_dict(data, tmp_path)
+    assert card.head == "sigmoid" and not card.thresholds.exclusive
+
+
+def test_a_softmax_card_round_trips_and_its_thresholds_follow_the_head(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    card = replace(make_card(tmp_path), head="softmax")
+    assert card.thresholds.head == "softmax"
+    write_card(card, tmp_path)
+    again = read_card(tmp_path)
+    assert again.head == "softmax" and again.thresholds.exclusive
+    assert json.loads((tmp_path / "model_card.json").read_text())["head"] == "softmax"

@@ -113,3 +113,26 @@ def test_a_clean_frame_keeps_no_mask() -> None:
 def test_peak_needs_one_score_per_class() -> None:
     with pytest.raises(ValueError, match="expected 4 peak scores, got 2"):
         postprocess(frame_probs(), [0.9] * 4, PostprocessConfig(), peak=[0.1, 0.2])
+
+
+def test_exclusive_head_gives_each_pixel_one_class_by_argmax() -> None:
+    probs = np.zeros((2, 8, 8), np.float32)
+    probs[:, 2:6, 2:6] = 0.35  # background 0.3: both classes pass 0.3, only one may win
+    probs[1, 6:8, 6:8] = 0.6
+    thresholds = tuple(ClassThresholds(pixel=0.3) for _ in range(2))
+    exclusive = postprocess(probs, [0.9, 0.9], PostprocessConfig(thresholds, head="softmax"))
+    assert int(exclusive.masks.sum(axis=0).max()) == 1
+    assert exclusive.area(1) == 16 and exclusive.area(2) == 4
+    independent = postprocess(probs, [0.9, 0.9], PostprocessConfig(thresholds))
+    assert int(independent.masks.sum(axis=0).max()) == 2  # the sigmoid rule: both
+
+
+def test_exclusive_background_wins_over_a_class_below_it() -> None:
+    probs = np.full((2, 4, 4), 0.2, np.float32)  # background 0.6
+    config = PostprocessConfig(tuple(ClassThresholds(pixel=0.1) for _ in range(2)), "softmax")
+    assert postprocess(probs, [1.0, 1.0], config).classes == ()
+
+
+def test_unknown_head_is_refused() -> None:
+    with pytest.raises(ValueError, match="softmax"):
+        PostprocessConfig(head="tanh")

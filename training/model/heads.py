@@ -1,7 +1,8 @@
 """Output heads: per-pixel class logits and image-level class presence logits.
 
-Both return logits. Sigmoids are applied later (export graph, inference), one per class,
-because defect classes can co-occur in a frame.
+Both return logits. Probabilities are made later (export graph, inference): a sigmoid per
+class where defect classes can co-occur, or a softmax over background + classes where they
+are exclusive (the segmentation head then has one more channel, the background).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from torch import Tensor, nn
 
 
 class SegmentationHead(nn.Module):
-    """1×1 convolution to ``num_classes`` logits, then bilinear upsampling to the input size."""
+    """1×1 convolution to ``num_classes`` logits (background included for a softmax head),
+    then bilinear upsampling to the input size."""
 
     def __init__(self, in_channels: int, num_classes: int) -> None:
         super().__init__()

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from defectd.engines.errors import InvalidSetting
+from defectd.engines.postprocess import HEADS
 from defectd.training.model.decoder import DeepLabV3PlusDecoder
 from defectd.training.model.encoders import (
     ENCODERS,
@@ -26,6 +27,9 @@ class ModelConfig:
 
     The defaults are the full-size model (ResNet-18, 256 decoder channels); a narrower
     encoder (``encoder_width=0.5``) with ``decoder_channels=64`` or ``128`` is the CPU model.
+    `head` is ``sigmoid`` (independent classes: ``num_classes`` mask logits) or ``softmax``
+    (exclusive classes: ``num_classes + 1`` mask logits, channel 0 the background); the
+    presence head has ``num_classes`` logits either way.
     """
 
     encoder: str = "resnet18"
@@ -36,8 +40,16 @@ class ModelConfig:
     decoder_channels: int = 256
     aspp_dropout: float = 0.5
     presence_dropout: float = 0.2
+    head: str = "sigmoid"
+
+    @property
+    def mask_channels(self) -> int:
+        """Logits of the segmentation head: one per class, plus the background for softmax."""
+        return self.num_classes + (1 if self.head == "softmax" else 0)
 
     def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise InvalidSetting(f"Wrong head `{self.head}`, supported heads: {list(HEADS)}")
         if self.encoder not in ENCODERS:
             raise InvalidSetting(
                 f"Wrong encoder name `{self.encoder}`, supported encoders: {list(ENCODERS)}"
@@ -65,13 +77,22 @@ def _is_tracing() -> bool:
     return bool(torch.jit.is_tracing())  # type: ignore[attr-defined, no-untyped-call]
 
 
+def class_probabilities(masks: Tensor, head: str) -> Tensor:
+    """N×C×H×W class probabilities from mask logits: a sigmoid per class, or for ``softmax``
+    the softmax over background + classes without the background channel (which is then
+    1 − Σ probs)."""
+    if head == "softmax":
+        return masks.softmax(dim=1)[:, 1:]
+    return masks.sigmoid()
+
+
 class ModelOutput(NamedTuple):
-    """Model outputs, both logits (apply a sigmoid per class to get probabilities).
+    """Model outputs, both logits (`class_probabilities` and a sigmoid give probabilities).
 
     A NamedTuple so tracing and ONNX export see a plain tuple of two tensors.
     """
 
-    masks: Tensor  # N×num_classes×H×W per-pixel logits
+    masks: Tensor  # N×mask_channels×H×W per-pixel logits (background first for softmax)
     presence: Tensor  # N×num_classes image-level logits
 
 
@@ -79,8 +100,9 @@ class DeepLabV3Plus(nn.Module):
     """DeepLabV3+ with a class-presence head; it only wires encoder → decoder → heads.
 
     Input: float N×C×H×W, already normalised, H and W multiples of the output stride.
-    Output: ``ModelOutput`` of logits. The sigmoid is applied later, at export or inference,
-    as four independent sigmoids because defect classes can co-occur in a frame.
+    Output: ``ModelOutput`` of logits. Probabilities are made later, at export or inference
+    (`class_probabilities`): independent sigmoids where defect classes can co-occur, a softmax
+    with a background channel where they are exclusive.
     """
 
     def __init__(self, config: ModelConfig | None = None) -> None:
@@ -96,7 +118,7 @@ class DeepLabV3Plus(nn.Module):
             output_stride=config.output_stride,
             aspp_dropout=config.aspp_dropout,
         )
-        self.segmentation_head = SegmentationHead(config.decoder_channels, config.num_classes)
+        self.segmentation_head = SegmentationHead(config.decoder_channels, config.mask_channels)
         self.presence_head = PresenceHead(
             self.encoder.high_channels, config.num_classes, config.presence_dropout
         )
@@ -125,11 +147,11 @@ class DeepLabV3Plus(nn.Module):
 
     @torch.inference_mode()
     def predict(self, x: Tensor) -> ModelOutput:
-        """Probabilities (per-class sigmoids) in eval mode, without autograd."""
+        """Probabilities (`class_probabilities`, C per pixel) in eval mode, without autograd."""
         if self.training:
             self.eval()
         masks, presence = self(x)
-        return ModelOutput(masks.sigmoid(), presence.sigmoid())
+        return ModelOutput(class_probabilities(masks, self.config.head), presence.sigmoid())
 
 
 def build_model(
