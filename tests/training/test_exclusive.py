@@ -132,3 +132,20 @@ def test_the_exported_model_runs_on_onnxruntime_and_passes_its_golden_check(
         for index in range(3):
             masks = predictor.defects(output, index).masks
             assert int(masks.sum(axis=0).max()) <= 1  # classes never share a pixel
+
+
+def test_a_spec_kept_outside_the_folder_names_the_classes(tmp_path: Path) -> None:
+    """Read-only data: --spec gives the dataset.yaml the folder cannot hold."""
+    data = make_label_map_set(tmp_path / "set", count=8, size=60)
+    spec = tmp_path / "elsewhere.yaml"
+    (data / "dataset.yaml").rename(spec)
+    spec.write_text(spec.read_text(encoding="utf-8").replace("square", "patch"), encoding="utf-8")
+    run, model = tmp_path / "run", tmp_path / "model"
+    assert main(["train", "--data", str(data), "--spec", str(spec), "--out", str(run),
+                 "--encoder-width", "0.125", "--decoder-channels", "16", "--epochs", "1",
+                 "--batch-size", "4", "--steps-per-epoch", "2", "--crop", "64x64",
+                 "--val-split", "0.25", "--no-progress", "--device", "cpu",
+                 "--workers", "0"]) == 0  # fmt: skip
+    assert json.loads((run / "config.json").read_text(encoding="utf-8"))["spec"] == str(spec)
+    assert main(["export", "--checkpoint", str(run), "--out", str(model)]) == 0
+    assert read_card(model).classes == ("patch", "disc")
