@@ -1,7 +1,8 @@
 """Validation after each epoch: loss and Kaggle Dice on full frames, as the daemon scores them.
 
 For exclusive classes (softmax head) also the segmentation metrics (`engines.segmetrics`):
-mIoU with and without background and IoU per class, over the post-processed label maps.
+mIoU with and without background and IoU per class, of the argmax label maps (the network's
+figure, as the papers count it; the Dice is after post-processing).
 Frames padded to the stride (`IGNORE` in the masks) are cropped back before scoring.
 """
 
@@ -14,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from defectd.engines.datasets import to_label_map
-from defectd.engines.postprocess import PostprocessConfig, postprocess
+from defectd.engines.postprocess import PostprocessConfig, postprocess, winning_class
 from defectd.engines.scoring import mask_dice
 from defectd.engines.segmetrics import SegmentationMetrics
 from defectd.training.losses import IGNORE, SegmentationLoss
@@ -41,7 +42,8 @@ def validate(
     device: torch.device,
     post: PostprocessConfig,
 ) -> Validation:
-    """Validation loss and Kaggle Dice on full frames, post-processed with `post`."""
+    """Validation loss and Kaggle Dice on full frames, post-processed with `post`; for a
+    softmax head also mIoU and per-class IoU of the argmax (`engines.segmetrics`)."""
     graph.eval()
     num_classes = post.num_classes
     dice_sums = np.zeros(num_classes)
@@ -63,7 +65,10 @@ def validate(
                 for c in range(num_classes):
                     dice_sums[c] += mask_dice(real[c], kept[c])
                 if metrics is not None:
-                    metrics.add(to_label_map(real), to_label_map(kept))
+                    # The network's own figure, as segmentation papers count mIoU: each pixel
+                    # to its argmax class, before the presence gate and thresholds.
+                    argmax = winning_class(probs[index][:, :height, :width]).astype(np.uint8)
+                    metrics.add(to_label_map(real), argmax)
             frames += len(images)
     per_class = (dice_sums / max(frames, 1)).tolist()
     result = Validation(loss_sum / max(frames, 1), float(np.mean(per_class)), per_class)
