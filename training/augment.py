@@ -119,6 +119,19 @@ def defect_blackout(
     return out, cleared
 
 
+def flips_and_tone(
+    image: Image, masks: Masks, config: AugmentConfig, rng: np.random.Generator
+) -> tuple[Image, Masks]:
+    """The last steps of every training view: flips, then brightness/contrast."""
+    if rng.random() < config.hflip:
+        image, masks = image[:, ::-1], masks[:, :, ::-1]
+    if rng.random() < config.vflip:
+        image, masks = image[::-1], masks[:, ::-1]
+    if config.brightness or config.contrast:
+        image = brightness_contrast(image, rng, config.brightness, config.contrast)
+    return np.ascontiguousarray(image), np.ascontiguousarray(masks)
+
+
 def augment(
     image: Image, masks: Masks, config: AugmentConfig, rng: np.random.Generator
 ) -> tuple[Image, Masks]:
@@ -135,10 +148,21 @@ def augment(
             pick = int(rng.integers(0, rows.size))
             around = (int(rows[pick]), int(cols[pick]))
         image, masks = random_crop(image, masks, config.crop, rng, around)
-    if rng.random() < config.hflip:
-        image, masks = image[:, ::-1], masks[:, :, ::-1]
-    if rng.random() < config.vflip:
-        image, masks = image[::-1], masks[:, ::-1]
-    if config.brightness or config.contrast:
-        image = brightness_contrast(image, rng, config.brightness, config.contrast)
-    return np.ascontiguousarray(image), np.ascontiguousarray(masks)
+    return flips_and_tone(image, masks, config, rng)
+
+
+class WorkerRandom:
+    """A numpy generator per data-loader worker: seeded from torch's per-worker seed (which
+    follows the run's seed), made anew when that seed changes (a new worker or epoch)."""
+
+    def __init__(self) -> None:
+        self._rng: np.random.Generator | None = None
+        self._seed: int | None = None
+
+    def generator(self) -> np.random.Generator:
+        import torch
+
+        seed = torch.initial_seed()
+        if self._rng is None or self._seed != seed:
+            self._rng, self._seed = np.random.default_rng(seed), seed
+        return self._rng

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from defectd.engines.errors import InvalidInput
 from defectd.engines.rle import decode_runs
 from defectd.engines.severstal import SeverstalDataset
-from defectd.training.augment import AugmentConfig, augment
+from defectd.training.augment import AugmentConfig, WorkerRandom, augment
 
 
 class FrameDataset(Dataset[tuple[Tensor, Tensor]]):
@@ -40,24 +40,17 @@ class FrameDataset(Dataset[tuple[Tensor, Tensor]]):
         self.dataset = dataset
         self.image_ids = list(image_ids)
         self.augmentation = augmentation
-        self._rng: np.random.Generator | None = None
-        self._rng_seed: int | None = None
+        self._random = WorkerRandom()
 
     def __len__(self) -> int:
         return len(self.image_ids)
-
-    def _generator(self) -> np.random.Generator:
-        seed = torch.initial_seed()  # differs per data-loader worker and per run seed
-        if self._rng is None or self._rng_seed != seed:
-            self._rng, self._rng_seed = np.random.default_rng(seed), seed
-        return self._rng
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         image_id = self.image_ids[index]
         image = self.dataset.load_image(image_id)
         masks = self.dataset.load_masks(image_id)
         if self.augmentation is not None:
-            image, masks = augment(image, masks, self.augmentation, self._generator())
+            image, masks = augment(image, masks, self.augmentation, self._random.generator())
         return torch.from_numpy(image).unsqueeze(0), torch.from_numpy(masks)
 
 

@@ -30,7 +30,12 @@ from torch.utils.data import Dataset as TorchDataset
 
 from defectd.engines.datasets import Dataset, DatasetReport, check, open_dataset
 from defectd.engines.masks import present_classes
-from defectd.training.augment import AugmentConfig, brightness_contrast, defect_blackout
+from defectd.training.augment import (
+    AugmentConfig,
+    WorkerRandom,
+    defect_blackout,
+    flips_and_tone,
+)
 from defectd.training.config import TrainError
 from defectd.training.losses import IGNORE
 
@@ -147,13 +152,7 @@ def crop_view(
             left = int(rng.integers(max(0, col - crop_w + 1), min(col, width - crop_w) + 1))
         image = image[top : top + crop_h, left : left + crop_w]
         masks = masks[:, top : top + crop_h, left : left + crop_w]
-    if rng.random() < config.hflip:
-        image, masks = image[:, ::-1], masks[:, :, ::-1]
-    if rng.random() < config.vflip:
-        image, masks = image[::-1], masks[:, ::-1]
-    if config.brightness or config.contrast:
-        image = brightness_contrast(image, rng, config.brightness, config.contrast)
-    return np.ascontiguousarray(image), np.ascontiguousarray(masks)
+    return flips_and_tone(image, masks, config, rng)
 
 
 class CropDataset(TorchDataset[tuple[Tensor, Tensor]]):
@@ -176,24 +175,19 @@ class CropDataset(TorchDataset[tuple[Tensor, Tensor]]):
         self.fill = fill
         self.stride = stride
         self.augmentation = augmentation
-        self._rng: np.random.Generator | None = None
-        self._rng_seed: int | None = None
+        self._random = WorkerRandom()
 
     def __len__(self) -> int:
         return len(self.image_ids)
-
-    def _generator(self) -> np.random.Generator:
-        seed = torch.initial_seed()  # differs per data-loader worker and per run seed
-        if self._rng is None or self._rng_seed != seed:
-            self._rng, self._rng_seed = np.random.default_rng(seed), seed
-        return self._rng
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         image_id = self.image_ids[index]
         image = self.data.load_image(image_id)
         masks = self.data.load_masks(image_id)
         if self.augmentation is not None:
-            image, masks = crop_view(image, masks, self.augmentation, self.fill, self._generator())
+            image, masks = crop_view(
+                image, masks, self.augmentation, self.fill, self._random.generator()
+            )
         else:
             shape = stride_shape((image.shape[0], image.shape[1]), self.stride)
             image, masks = pad_to(image, masks, shape, self.fill)
