@@ -7,9 +7,8 @@ problem, syntax or otherwise, becomes a `ConfigError` that names the file (and t
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError as YamlConstructorError
@@ -17,31 +16,15 @@ from yaml.constructor import ConstructorError as YamlConstructorError
 from defectd.daemon.config.errors import ConfigError
 from defectd.daemon.config.reader import parse_config
 from defectd.daemon.config.schema import DaemonConfig
+from defectd.engines.strict_yaml import StrictLoader
 
 DEFAULT_CONFIG_PATH = Path("/etc/defectd/defectd.yaml")
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses duplicate keys (PyYAML silently keeps the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: dict[Hashable, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, Hashable) and key in seen:
-                message = f"key {key!r} appears twice (first on line {seen[key] + 1})"
-                raise YamlConstructorError(None, None, message, key_node.start_mark)
-            if isinstance(key, Hashable):
-                seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep)
 
 
 def read_yaml(text: str, source: str) -> object:
     """Parsed YAML text; `ConfigError` with the line and column of a syntax error."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)
+        return yaml.load(text, Loader=StrictLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

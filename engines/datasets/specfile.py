@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
 import yaml
-from yaml.constructor import ConstructorError
 
 from defectd.engines.classes import BGR, MAX_CLASSES
 from defectd.engines.datasets.spec import (
@@ -32,6 +31,7 @@ from defectd.engines.datasets.spec import (
     default_spec,
 )
 from defectd.engines.errors import InvalidInput
+from defectd.engines.strict_yaml import StrictLoader
 
 SPEC_NAME = "dataset.yaml"
 KEYS = (
@@ -58,26 +58,11 @@ class SpecError(InvalidInput):
         self.problems = list(problems)
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses duplicate keys (PyYAML silently keeps the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: dict[Hashable, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, Hashable) and key in seen:
-                message = f"key {key!r} appears twice (first on line {seen[key] + 1})"
-                raise ConstructorError(None, None, message, key_node.start_mark)
-            if isinstance(key, Hashable):
-                seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep)
-
-
 def read_spec_mapping(path: Path) -> dict[str, Any]:
     """The top-level mapping of a dataset.yaml (empty file: {}); `SpecError` if unreadable."""
     try:
         text = path.read_text(encoding="utf-8")
-        raw = yaml.load(text, Loader=_StrictLoader)
+        raw = yaml.load(text, Loader=StrictLoader)
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([f"{path}: cannot be read: {exc}"]) from None
     except yaml.MarkedYAMLError as exc:
