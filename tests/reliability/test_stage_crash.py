@@ -97,7 +97,12 @@ def test_readyz_is_503_until_a_restarted_inference_engine_is_warm(
         not_ready = [(t, body) for t, code, body in answers if code == 503]
         assert not_ready, "never 503 after the kill"
         assert answers[-1][1] == 200, "not ready again within 60 s"
-        assert all('"engine": false' in body for _, body in not_ready), not_ready[0]
+        # Each 503 is the inference stage's: first its process is gone (the supervisor may
+        # see that a moment before it resets the engine flag), then its engine is not warm;
+        # the last 503 before the 200 is the engine still warming.
+        inference_down = ('"engine": false', '"stage:inference": false')
+        assert all(any(s in body for s in inference_down) for _, body in not_ready), not_ready
+        assert '"engine": false' in not_ready[-1][1], not_ready[-1]
         # ready only once the new process reported its warm engine
         log = daemon.log_text()
         assert log.count("inference ready:") == 2
