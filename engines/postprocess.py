@@ -196,6 +196,15 @@ def winning_class(probs: FloatArray) -> npt.NDArray[np.intp]:
     return winner
 
 
+def exclusive_probs(probs: FloatArray) -> FloatArray:
+    """`probs` with every pixel zeroed outside its `winning_class`: what a softmax head's
+    pixel thresholds see (tuning searches these, so what was tuned is what runs)."""
+    winner = winning_class(probs)
+    classes = np.arange(1, probs.shape[0] + 1).reshape(-1, 1, 1)
+    kept: FloatArray = np.where(winner[None] == classes, probs, 0).astype(probs.dtype)
+    return kept
+
+
 def postprocess(
     probs: FloatArray,
     presence: Sequence[float] | FloatArray,

@@ -16,6 +16,9 @@ class TrainError(UserError, ValueError):
     """A training run that cannot start or resume as asked; the message names the fix."""
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run (saved as config.json)."""
@@ -38,6 +41,7 @@ class TrainConfig:
     balance: float = 0.75  # class-balanced sampling power: 0 as in the data, 1 equal shares
     init_from: str | None = None  # fine-tune: start from this checkpoint's weights
     spec: str | None = None  # dataset.yaml for --data kept elsewhere (engines.datasets)
+    precision: str = "auto"  # auto: FP16 autocast on CUDA, FP32 on a CPU; or fp32 | bf16
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -55,6 +59,10 @@ class TrainConfig:
             raise TrainError(f"--workers must be ≥ 0, got {self.workers}")
         if not 0.0 <= self.balance <= 1.0:
             raise TrainError(f"--balance must be in [0, 1], got {self.balance}")
+        if self.precision not in PRECISIONS:
+            raise TrainError(
+                f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         if self.device not in ("auto", "cpu", "cuda"):
             raise TrainError(f"--device must be auto, cpu or cuda, got {self.device!r}")
 
@@ -83,3 +91,21 @@ def pick_device(name: str) -> torch.device:
             "use --device cpu or install a CUDA torch build (see README)"
         )
     return torch.device(name)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of the forward pass for --precision on `device`, None for FP32.
+
+    ``auto`` is FP16 on CUDA and FP32 on a CPU; ``bf16`` needs a GPU or a CPU with bfloat16
+    instructions (AVX512_BF16 or AMX), where it about halves the step time (docs/model.md).
+    """
+    if precision == "fp32":
+        return None
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else None
+    if device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        raise TrainError(
+            "--precision bf16: this CPU has no bfloat16 instructions (AVX512_BF16 or AMX); "
+            "use --precision fp32"
+        )
+    return torch.bfloat16

@@ -54,7 +54,8 @@ def build_optimisation(
     total_steps: int,
     amp: bool,
 ) -> Optimisation:
-    """AdamW over `parameters`, scheduled over `total_steps`; gradient scaling only with `amp`."""
+    """AdamW over `parameters`, scheduled over `total_steps`; gradient scaling only with `amp`
+    (FP16 autocast on CUDA)."""
     optimiser = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, warmup_cosine(total_steps))
     return Optimisation(optimiser, scheduler, torch.amp.GradScaler("cuda", enabled=amp))

@@ -41,7 +41,7 @@ from defectd.training.checkpoint import (
     read_last,
     save_checkpoint,
 )
-from defectd.training.config import TrainConfig, TrainError, pick_device
+from defectd.training.config import TrainConfig, TrainError, autocast_dtype, pick_device
 from defectd.training.data import grey_statistics, sampling_weights
 from defectd.training.history import EpochRow, epoch_row, plot_curves, write_metrics
 from defectd.training.losses import SegmentationLoss
@@ -256,10 +256,16 @@ class Trainer:
         cfg = self.config
         mean, std = start.normalisation
         graph = TrainingGraph(start.model, mean, std).to(self.device)
+        if self._channels_last:
+            graph = graph.to(memory_format=torch.channels_last)
         loss_fn = SegmentationLoss(start.pos_weight, head=cfg.model.head).to(self.device)
         steps = cfg.steps_per_epoch or max(1, train_images // cfg.batch_size)
         optimisation = build_optimisation(
-            graph.parameters(), cfg.lr, cfg.weight_decay, steps * cfg.epochs, self._amp
+            graph.parameters(),
+            cfg.lr,
+            cfg.weight_decay,
+            steps * cfg.epochs,
+            self._autocast == torch.float16,  # loss scaling is for FP16 only
         )
         return _Parts(graph, loss_fn, optimisation, steps, start.normalisation, start.pos_weight)
 
@@ -320,7 +326,11 @@ class Trainer:
         for step in bar:
             images, masks = next(batches)
             images, masks = images.to(self.device), masks.to(self.device)
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self._amp):
+            if self._channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(
+                self.device.type, dtype=self._autocast or torch.float32, enabled=self._amp
+            ):
                 output = parts.graph(images)
             loss = parts.loss_fn(output, masks)
             if not math.isfinite(loss.total.item()):
@@ -384,9 +394,20 @@ class Trainer:
         )
 
     @property
+    def _channels_last(self) -> bool:
+        """NHWC tensors with bf16 on a CPU, where oneDNN's bf16 convolutions want them (with
+        --precision bf16 a step takes about half the FP32 time; docs/model.md). FP32 keeps
+        NCHW: torch 2.13's CPU backward crashed on NHWC in a fine-tuning test."""
+        return self.device.type == "cpu" and self._autocast == torch.bfloat16
+
+    @property
+    def _autocast(self) -> torch.dtype | None:
+        return autocast_dtype(self.config.precision, self.device)
+
+    @property
     def _amp(self) -> bool:
-        # Mixed precision only where it pays and is supported: CUDA.
-        return self.device.type == "cuda"
+        """Mixed precision in the forward pass (FP16 on CUDA by default, bf16 if asked)."""
+        return self._autocast is not None
 
 
 def _fill(normalisation: tuple[float, float]) -> int:

@@ -1,16 +1,29 @@
-"""`defectd evaluate`: run a model over a labelled folder and score it like `defectd score`."""
+"""`defectd evaluate`: run a model over a labelled folder and score it.
+
+A Severstal-layout folder is scored as `defectd score` scores a CSV (Kaggle Dice, image-level
+confusion); any other data set `defectd dataset check` reads gets the segmentation metrics:
+IoU and Dice per class, mIoU with and without background, image precision and recall, a
+confusion-matrix picture with --confusion, label maps with --save-pred.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from defectd.daemon.cli import CommandError
 from defectd.daemon.commands.model_options import add_model_arguments, open_model, progress_bar
 from defectd.daemon.commands.output import add_json_option, emit_json, to_stdout
 from defectd.daemon.commands.score import format_report
-from defectd.engines.inference import to_labels
+from defectd.engines.confusion_plot import write_confusion_png
+from defectd.engines.datasets import detect_format, open_dataset
+from defectd.engines.datasets.spec import SEVERSTAL
+from defectd.engines.evaluation import check_classes, evaluate_dataset, read_ids
+from defectd.engines.inference import Predictor, to_labels
 from defectd.engines.labels import write_labels
+from defectd.engines.model_card import ModelCard
 from defectd.engines.scoring import class_confusion, score
+from defectd.engines.segmetrics import format_report as format_segmentation
 from defectd.engines.severstal import SeverstalDataset
 
 
@@ -18,16 +31,37 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the `evaluate` subcommand."""
     parser = subparsers.add_parser(
         "evaluate",
-        help="Kaggle Dice, per-class Dice and image-level precision/recall of a model",
+        help="score a model on labelled data: Kaggle Dice, or IoU / mIoU for any data set",
         description=(
-            "Run the model (with the thresholds in its card) over a Severstal-layout folder "
-            "and score the predictions with the same code as `defectd score`; also prints "
-            "the image-level confusion of classes."
+            "Run the model (with the thresholds in its card) over a labelled folder and score "
+            "it. A Severstal-layout folder: Kaggle mean Dice, per-class Dice and image-level "
+            "precision/recall as `defectd score` prints them, and the image-level confusion. "
+            "Any other data set (docs/datasets.md): per-class IoU and Dice, mIoU with and "
+            "without background, image-level precision and recall, at native image sizes."
         ),
     )
     add_model_arguments(parser)
-    parser.add_argument("--data", type=Path, required=True, help="Severstal-layout folder")
-    parser.add_argument("--save-pred", type=Path, help="also write the predictions as CSV")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="labelled folder in any format (docs/datasets.md)"
+    )
+    parser.add_argument(
+        "--spec", type=Path, help="the data set's dataset.yaml when it cannot sit in the folder"
+    )
+    parser.add_argument(
+        "--split",
+        type=Path,
+        help="score only these images: a run's split.json (its validation list) or a text "
+        "file of image ids, one per line",
+    )
+    parser.add_argument(
+        "--save-pred",
+        type=Path,
+        help="also write the predictions: a CSV for the Severstal layout, else a folder of "
+        "label-map PNGs (same stems)",
+    )
+    parser.add_argument(
+        "--confusion", type=Path, help="write the confusion matrix as a picture (.png)"
+    )
     add_json_option(parser, "the report")
     parser.set_defaults(handler=run)
 
@@ -47,6 +81,12 @@ def format_confusion(matrix: list[list[int]]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Predict, score, print."""
     card, predictor = open_model(args)
+    if detect_format(args.data) != SEVERSTAL or args.spec is not None:
+        return run_dataset(args, card, predictor)
+    if args.split is not None:
+        raise CommandError(
+            "--split applies to image + mask data sets; a Severstal folder is scored whole"
+        )
     dataset = SeverstalDataset(args.data, shape=card.input.shape, num_classes=card.num_classes)
     with progress_bar(args, len(dataset), "evaluate") as bar:
         pred = to_labels(
@@ -73,5 +113,60 @@ def run(args: argparse.Namespace) -> int:
         data=str(args.data),
         confusion=confusion,
     )
+    if args.confusion is not None:
+        names = ["none", *card.classes]
+        write_confusion_png(
+            confusion, names[1:], args.confusion, f"{card.name} on {args.data.name}: images", "none"
+        )
+        print(f"wrote {args.confusion}")
+    emit_json(args, out)
+    return 0
+
+
+def run_dataset(args: argparse.Namespace, card: ModelCard, predictor: Predictor) -> int:
+    """Any data set but the Severstal layout: segmentation metrics at native sizes."""
+    dataset = open_dataset(args.data, args.spec)
+    check_classes(dataset, card.classes, card.head == "softmax")
+    ids = dataset.image_ids if args.split is None else read_ids(args.split, dataset.image_ids)
+    with progress_bar(args, len(ids), "evaluate") as bar:
+        result = evaluate_dataset(
+            predictor, dataset, ids, args.batch_size, bar.update, args.save_pred
+        )
+    names = dataset.spec.names
+    if not to_stdout(args):
+        print(
+            f"{card.name} {card.version} ({args.precision}) on {args.data}: {result.images} images"
+        )
+        print()
+        print("post-processed (the card's thresholds: what the daemon publishes)")
+        print(format_segmentation(result.kept, names))
+        if result.network is not None:
+            print()
+            print("network argmax (before thresholds, as papers count mIoU)")
+            print(format_segmentation(result.network, names))
+        if args.save_pred is not None:
+            print(f"\npredictions written under {args.save_pred}")
+    if args.confusion is not None:
+        matrix = (result.network or result.kept).confusion
+        if matrix is None:
+            raise CommandError(
+                "--confusion: independent classes have no pixel confusion matrix "
+                "(a pixel may hold several classes); see the per-class table"
+            )
+        write_confusion_png(
+            matrix, names, args.confusion, f"{card.name} on {args.data.name}: pixels"
+        )
+        if not to_stdout(args):
+            print(f"wrote {args.confusion}")
+    out = {
+        "model": card.name,
+        "version": card.version,
+        "precision": args.precision,
+        "data": str(args.data),
+        "format": dataset.format,
+        "images": result.images,
+        "post_processed": result.kept.to_dict(),
+        "network": None if result.network is None else result.network.to_dict(),
+    }
     emit_json(args, out)
     return 0

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from defectd.daemon.commands.model_options import add_model_arguments, open_model
+from defectd.engines.inference import read_any
 from defectd.engines.overlay import inspection_panel, write_panels
-from defectd.engines.severstal import read_grey
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,7 +22,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     add_model_arguments(parser)
-    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="frame files")
+    parser.add_argument(
+        "images",
+        nargs="+",
+        type=Path,
+        metavar="IMAGE",
+        help="frame files, any size (frames other than the model's input are tiled)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="picture to write (.png)")
     parser.set_defaults(handler=run)
 
@@ -32,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     card, predictor = open_model(args)
     panels = []
     for path in args.images:
-        image = read_grey(path, card.input.shape)
-        defects = predictor.defects(predictor.engine.infer(image[None]), 0)
+        image = read_any(path)
+        defects = next(iter(predictor.run_images([(path.name, image)]))).defects
         panels.append(inspection_panel(image, defects, path.name, card.classes))
         found = ", ".join(
             f"class {c.class_id} {c.area} px at x={c.bbox[0]} y={c.bbox[1]} (p {c.score:.2f})"

@@ -54,7 +54,13 @@ def open_model(args: argparse.Namespace) -> tuple[ModelCard, Predictor]:
         warmup=False,
     )
     engine = open_engine(card, config)  # verifies the card's sha256 first
-    return card, Predictor(engine, card.thresholds)
+    return card, Predictor(engine, card.thresholds, fill=grey_fill(card))
+
+
+def grey_fill(card: ModelCard) -> int:
+    """The grey value tiles of a smaller frame are padded with: the model's training mean
+    (what its graph normalises to 0)."""
+    return round(float(card.normalisation.get("mean", 0.0)) * 255.0)
 
 
 def progress_bar(args: argparse.Namespace, total: int, what: str) -> tqdm:

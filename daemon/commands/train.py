@@ -73,6 +73,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="class-balanced sampling: 0 samples as the data is, 1 gives every class an "
         "equal share (default 0.75)",
     )
+    parser.add_argument(
+        "--blackout",
+        type=float,
+        default=0.1,
+        help="probability of painting bare strip over one defect class of a frame (default "
+        "0.1; teaches clean frames where few exist, 0 for sets where every image has a defect)",
+    )
+    parser.add_argument(
+        "--defect-crop",
+        type=float,
+        default=0.5,
+        help="probability that a training crop is placed over a defect pixel (default 0.5)",
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16"),
+        help="forward-pass precision: auto is FP16 on CUDA and FP32 on a CPU; bf16 about "
+        "halves a CPU step where the CPU has bfloat16 instructions",
+    )
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="data-loader processes")
@@ -102,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             encoder_width=args.encoder_width,
             decoder_channels=args.decoder_channels,
         ),
-        augment=AugmentConfig(crop=args.crop),
+        augment=AugmentConfig(crop=args.crop, blackout=args.blackout, defect_crop=args.defect_crop),
         epochs=args.epochs,
         batch_size=args.batch_size,
         steps_per_epoch=args.steps_per_epoch,
@@ -114,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         encoder_weights=str(args.encoder_weights) if args.encoder_weights else None,
         balance=args.balance,
         init_from=str(args.init_from) if args.init_from else None,
+        precision=args.precision,
     )
     trainer = Trainer(config, resume=args.resume, command=args.command_line)
     try:

@@ -8,9 +8,14 @@ from pathlib import Path
 
 from defectd.daemon.cli import CommandError
 from defectd.daemon.commands.model_options import add_model_arguments, open_model, progress_bar
-from defectd.engines.inference import batches
+from defectd.engines.datasets import detect_format, open_dataset
+from defectd.engines.datasets.spec import SEVERSTAL
+from defectd.engines.evaluation import check_classes, predictions, read_ids
+from defectd.engines.inference import Predictor, batches
 from defectd.engines.model_card import write_card
+from defectd.engines.postprocess import exclusive_probs
 from defectd.engines.severstal import SeverstalDataset
+from defectd.training.tune import Tuner
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "tune",
         help="tune per-class thresholds and minimum areas on validation data; updates the card",
         description=(
-            "Run the model over a Severstal-layout folder of frames it was not trained on and "
+            "Run the model over labelled frames it was not trained on (a Severstal-layout "
+            "folder or any data set, docs/datasets.md) and "
             "choose, per class, the presence threshold, pixel threshold, minimum component "
             "area and minimum mask area that maximise Kaggle mean Dice — or, with "
             "--min-recall, the best Dice whose image-level recall reaches it for every class. "
@@ -28,7 +34,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     add_model_arguments(parser)
-    parser.add_argument("--data", type=Path, required=True, help="Severstal-layout folder")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="labelled folder in any format (docs/datasets.md)"
+    )
+    parser.add_argument(
+        "--spec", type=Path, help="the data set's dataset.yaml when it cannot sit in the folder"
+    )
+    parser.add_argument(
+        "--split",
+        type=Path,
+        help="tune on these images only: a run's split.json (its validation list) or a text "
+        "file of image ids, one per line",
+    )
     parser.add_argument(
         "--min-recall",
         type=float,
@@ -40,25 +57,58 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
+def _collect_severstal(
+    args: argparse.Namespace,
+    shape: tuple[int, int],
+    num_classes: int,
+    predictor: Predictor,
+    tuner: Tuner,
+) -> None:
+    dataset = SeverstalDataset(args.data, shape=shape, num_classes=num_classes)
+    # Tuning needs the raw engine output only: no post-processing at the card's thresholds.
+    with progress_bar(args, len(dataset), "tune") as bar:
+        for ids, frames in batches(dataset.images_dir, dataset.image_ids, shape, args.batch_size):
+            output = predictor.engine.infer(frames)
+            for index, image_id in enumerate(ids):
+                tuner.add(output.probs[index], output.presence[index], dataset.load_masks(image_id))
+            bar.update(len(ids))
+
+
+def _collect_dataset(
+    args: argparse.Namespace,
+    classes: tuple[str, ...],
+    head: str,
+    predictor: Predictor,
+    tuner: Tuner,
+) -> None:
+    """Evidence from any data set at native sizes; a softmax head's pixels only count for
+    their argmax class, as `postprocess` counts them."""
+    dataset = open_dataset(args.data, args.spec)
+    check_classes(dataset, classes, head == "softmax")
+    ids = dataset.image_ids if args.split is None else read_ids(args.split, dataset.image_ids)
+    with progress_bar(args, len(ids), "tune") as bar:
+        for result in predictions(predictor, dataset, ids, args.batch_size, bar.update, True):
+            assert result.probs is not None  # asked for with keep_probs
+            probs = exclusive_probs(result.probs) if head == "softmax" else result.probs
+            truth = dataset.read_masks(result.image_id, result.defects.shape)
+            tuner.add(probs, result.defects.presence, truth)
+
+
 def run(args: argparse.Namespace) -> int:
     """Tune, print the table, write the card."""
     from defectd.engines.golden import rewrite_golden
-    from defectd.training.tune import Tuner, to_config
+    from defectd.training.tune import to_config
 
     if args.min_recall is not None and not 0.0 < args.min_recall <= 1.0:
         raise CommandError(f"--min-recall must be in (0, 1], e.g. 0.95, got {args.min_recall}")
     card, predictor = open_model(args)
-    dataset = SeverstalDataset(args.data, shape=card.input.shape, num_classes=card.num_classes)
     tuner = Tuner(card.num_classes)
-    # Tuning needs the raw engine output only: no post-processing at the card's thresholds.
-    shape, engine = card.input.shape, predictor.engine
-    with progress_bar(args, len(dataset), "tune") as bar:
-        for ids, frames in batches(dataset.images_dir, dataset.image_ids, shape, args.batch_size):
-            output = engine.infer(frames)
-            for index, image_id in enumerate(ids):
-                masks = dataset.load_masks(image_id)
-                tuner.add(output.probs[index], output.presence[index], masks)
-            bar.update(len(ids))
+    if detect_format(args.data) == SEVERSTAL and args.spec is None:
+        if args.split is not None:
+            raise CommandError("--split applies to image + mask data sets")
+        _collect_severstal(args, card.input.shape, card.num_classes, predictor, tuner)
+    else:
+        _collect_dataset(args, card.classes, card.head, predictor, tuner)
     chosen = tuner.solve(args.min_recall)
     print(
         f"tuned on {tuner.frames} frames of {args.data}"
