@@ -47,9 +47,13 @@ def read_last(out: Path) -> dict[str, Any]:
 def load_checkpoint(path: Path | str) -> tuple[DeepLabV3Plus, tuple[float, float], dict[str, Any]]:
     """(model in eval mode, (mean, std), the whole checkpoint) from a best.pt / last.pt.
 
-    `path` may be a run directory, which means its best.pt.
+    `path` may be a run directory, which means its best.pt, or a model directory (with
+    model_card.json, e.g. the bundled models/default), whose TorchScript weights are read
+    (`model_dir_checkpoint`), so a shipped model can be fine-tuned without its run.
     """
     path = Path(path)
+    if path.is_dir() and (path / "model_card.json").is_file() and not (path / BEST_NAME).exists():
+        return model_dir_checkpoint(path)
     if path.is_dir():
         path = path / BEST_NAME
     if not path.is_file():
@@ -62,3 +66,46 @@ def load_checkpoint(path: Path | str) -> tuple[DeepLabV3Plus, tuple[float, float
     model.eval()
     mean, std = state["normalisation"]
     return model, (float(mean), float(std)), state
+
+
+def model_dir_checkpoint(
+    directory: Path,
+) -> tuple[DeepLabV3Plus, tuple[float, float], dict[str, Any]]:
+    """A model directory as a checkpoint to fine-tune from: the architecture, normalisation
+    and commands of its card, the weights of its TorchScript file (keys ``model.*``)."""
+    from defectd.engines.model_card import read_card
+
+    card = read_card(directory)
+    if "torch" not in card.files:
+        raise TrainError(
+            f"{directory}: the model has no TorchScript weights (model.torchscript.pt) to "
+            "fine-tune from; use its training run's best.pt"
+        )
+    fields = set(ModelConfig.__dataclass_fields__)
+    config = ModelConfig(
+        **{k: v for k, v in card.architecture.items() if k in fields}, head=card.head
+    )
+    scripted = torch.jit.load(  # type: ignore[no-untyped-call]
+        str(card.file_path("torch")), map_location="cpu"
+    )
+    weights = {
+        key.removeprefix("model."): value
+        for key, value in scripted.state_dict().items()
+        if key.startswith("model.")
+    }
+    model = build_model(config)
+    model.load_state_dict(weights)
+    model.eval()
+    mean, std = float(card.normalisation["mean"]), float(card.normalisation["std"])
+    state: dict[str, Any] = {
+        "version": CHECKPOINT_VERSION,
+        "model": model.state_dict(),
+        "model_config": {k: getattr(config, k) for k in fields},
+        "normalisation": (mean, std),
+        "commands": list(card.commands),
+        "epoch": int(card.training.get("best_epoch", 0) or 0),
+        "best_dice": float(
+            card.validation.get("mean_dice", card.training.get("val_dice_untuned", 0.0)) or 0.0
+        ),
+    }
+    return model, (mean, std), state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -9,6 +10,7 @@ import torch
 
 from defectd.engines.errors import UserError
 from defectd.training.augment import AugmentConfig
+from defectd.training.mixed import parse_source
 from defectd.training.model.model import ModelConfig
 
 
@@ -42,6 +44,9 @@ class TrainConfig:
     init_from: str | None = None  # fine-tune: start from this checkpoint's weights
     spec: str | None = None  # dataset.yaml for --data kept elsewhere (engines.datasets)
     precision: str = "auto"  # auto: FP16 autocast on CUDA, FP32 on a CPU; or fp32 | bf16
+    # More --data sources, "PATH:WEIGHT" (`training.mixed`); `data_weight` is the first's.
+    extra_data: tuple[str, ...] = ()
+    data_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -65,6 +70,16 @@ class TrainConfig:
             )
         if self.device not in ("auto", "cpu", "cuda"):
             raise TrainError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        if not (math.isfinite(self.data_weight) and self.data_weight > 0):
+            raise TrainError(
+                f"the --data weight must be a positive number, e.g. {self.data}:0.25, "
+                f"got {self.data_weight}"
+            )
+        for source in self.extra_data:
+            try:
+                parse_source(source)
+            except ValueError as exc:
+                raise TrainError(f"--data {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as JSON-ready values (config.json, checkpoints)."""
@@ -72,12 +87,14 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """The configuration `to_dict` wrote (JSON turns the crop tuple into a list)."""
+        """The configuration `to_dict` wrote (JSON turns tuples into lists); a config.json
+        from before a field existed takes the field's default."""
         values = dict(values)
         model = ModelConfig(**values.pop("model"))
         augment_values = dict(values.pop("augment"))
         crop = augment_values.get("crop")
         augment_values["crop"] = tuple(crop) if crop is not None else None
+        values["extra_data"] = tuple(values.get("extra_data", ()))  # older runs: one --data
         return cls(model=model, augment=AugmentConfig(**augment_values), **values)
 
 

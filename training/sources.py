@@ -7,6 +7,10 @@ one it cannot detect at all, which then fails with the Severstal reader's messag
 model's classes and head (`fit_model`: softmax for exclusive classes), the split keeps
 duplicate images together, and the checkpoint records the class names, the input size and a
 few sample images (`data_info`) for export.
+
+With more than one --data (`training.mixed`) every source must be a Severstal-layout folder;
+they become one `MixedFrames`, validated on the first source only, each source drawn for its
+weight's share of the training crops.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from defectd.engines.errors import InvalidInput
 from defectd.engines.severstal import SeverstalDataset
 from defectd.training.augment import AugmentConfig
 from defectd.training.config import TrainError
-from defectd.training.data import FrameDataset, positive_weights
+from defectd.training.data import FrameDataset, positive_weights, sampling_weights
 from defectd.training.labelled import (
     CropDataset,
     LabelledSet,
@@ -35,6 +39,7 @@ from defectd.training.labelled import (
     sample_ids,
     stride_shape,
 )
+from defectd.training.mixed import MixedFrames, Source, mix_weights, parse_source
 from defectd.training.model.model import ModelConfig
 from defectd.training.split import grouped_split, stratified_split
 
@@ -95,7 +100,36 @@ class TrainingData:
         if isinstance(self.frames, LabelledSet):
             groups = self.frames.report.split_groups()
             return grouped_split(classes, groups, val_fraction, seed)
+        if isinstance(self.frames, MixedFrames):
+            # Validation from the first source only; the others are training frames.
+            first = {i: classes[i] for i in self.frames.ids_of(0)}
+            train, val = stratified_split(first, val_fraction, seed)
+            others = [i for i in self.image_ids if self.frames.source_of(i) > 0]
+            return train + others, val
         return stratified_split(classes, val_fraction, seed)
+
+    def sampling_weights(self, image_ids: Sequence[str], power: float) -> list[float]:
+        """Per-image draw weights of the training sampler: class-balanced (`power`,
+        --balance) over `image_ids`; for a mix, balanced within each source and scaled so
+        each source gets its weight's share of the draws."""
+        if not isinstance(self.frames, MixedFrames):
+            classes = [self.classes(i) for i in image_ids]
+            return sampling_weights(classes, self.num_classes, power)
+        sources = [self.frames.source_of(i) for i in image_ids]
+        inner = [0.0] * len(image_ids)
+        for source in set(sources):
+            members = [n for n, s in enumerate(sources) if s == source]
+            balanced = sampling_weights(
+                [self.classes(image_ids[n]) for n in members], self.num_classes, power
+            )
+            for n, weight in zip(members, balanced, strict=True):
+                inner[n] = weight
+        return mix_weights(inner, sources, self.frames.weights)
+
+    def mixed_sources(self) -> list[Source]:
+        """The folders of a mix with their image counts and shares of the draws; empty for
+        one --data."""
+        return self.frames.summary() if isinstance(self.frames, MixedFrames) else []
 
     def positive_weights(self, image_ids: Sequence[str]) -> list[float]:
         if isinstance(self.frames, LabelledSet):
@@ -137,13 +171,53 @@ class TrainingData:
         }
 
 
-def open_training_data(path: Path | str, spec: Path | str | None = None) -> TrainingData:
+def open_training_data(
+    path: Path | str,
+    spec: Path | str | None = None,
+    extra: Sequence[str] = (),
+    weight: float = 1.0,
+) -> TrainingData:
     """The --data folder as training data (see the module docstring for which path); `spec`
-    is a dataset.yaml kept outside the folder (--spec)."""
+    is a dataset.yaml kept outside the folder (--spec). `extra` are further sources as
+    ``PATH:WEIGHT`` (`training.mixed`), mixed with `path` at `weight`."""
+    if extra:
+        return TrainingData(_open_mixed([(str(path), weight), *map(parse_source, extra)]))
+    if _is_severstal(path):
+        return TrainingData(SeverstalDataset(path))
+    return TrainingData(open_labelled(path, spec))
+
+
+def _is_severstal(path: Path | str) -> bool:
     try:
         found = detect_format(path)
     except (InvalidInput, FileNotFoundError):
         found = SEVERSTAL  # the Severstal reader names what is missing, as it always has
-    if found == SEVERSTAL:
-        return TrainingData(SeverstalDataset(path))
-    return TrainingData(open_labelled(path, spec))
+    return found == SEVERSTAL
+
+
+def _open_mixed(sources: Sequence[tuple[str, float]]) -> MixedFrames:
+    """Severstal-layout folders (path, weight) as one `MixedFrames`; TrainError naming the
+    source that is another layout, or the two whose classes or frame sizes differ."""
+    opened: list[SeverstalDataset] = []
+    for path, _ in sources:
+        if not _is_severstal(path):
+            raise TrainError(
+                f"--data {path} is not a Severstal-layout folder (train.csv + train_images/): "
+                "mixing several --data takes Severstal-layout folders only; train on it alone"
+            )
+        opened.append(SeverstalDataset(path))
+    first = opened[0]
+    for other in opened[1:]:
+        if (other.num_classes, other.shape) != (first.num_classes, first.shape):
+            raise TrainError(
+                f"--data {other.root} has {other.num_classes} classes on "
+                f"{other.shape[1]}×{other.shape[0]} frames but --data {first.root} has "
+                f"{first.num_classes} on {first.shape[1]}×{first.shape[0]}: mixed sources "
+                "must share their classes and frame size"
+            )
+    if len(first) < 4:
+        raise TrainError(
+            f"{first.root} has {len(first)} images; the first --data gives the validation "
+            "frames and needs at least 4: put the larger source first"
+        )
+    return MixedFrames(opened, [w for _, w in sources])

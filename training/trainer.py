@@ -42,7 +42,7 @@ from defectd.training.checkpoint import (
     save_checkpoint,
 )
 from defectd.training.config import TrainConfig, TrainError, autocast_dtype, pick_device
-from defectd.training.data import grey_statistics, sampling_weights
+from defectd.training.data import grey_statistics
 from defectd.training.history import EpochRow, epoch_row, plot_curves, write_metrics
 from defectd.training.losses import SegmentationLoss
 from defectd.training.model.graph import TrainingGraph
@@ -180,10 +180,17 @@ class Trainer:
         return record.history
 
     def _open_dataset(self) -> TrainingData:
-        """The --data folder, with enough images to split; a new run's model takes the
+        """The --data folder(s), with enough images to split; a new run's model takes the
         data's classes and head (other layouts than Severstal)."""
         cfg = self.config
-        dataset = open_training_data(cfg.data, cfg.spec)
+        dataset = open_training_data(cfg.data, cfg.spec, cfg.extra_data, cfg.data_weight)
+        for source in dataset.mixed_sources():
+            log.info(
+                "data %s: %d images, %.0f%% of the training draws",
+                source.path,
+                source.images,
+                100 * source.share,
+            )
         if len(dataset) < 4:
             raise TrainError(f"{cfg.data} has {len(dataset)} images; training needs at least 4")
         if self.resume or cfg.init_from:
@@ -257,7 +264,8 @@ class Trainer:
         mean, std = start.normalisation
         graph = TrainingGraph(start.model, mean, std).to(self.device)
         if self._channels_last:
-            graph = graph.to(memory_format=torch.channels_last)
+            # Module.to takes memory_format at run time; torch's stubs do not list it.
+            graph = graph.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         loss_fn = SegmentationLoss(start.pos_weight, head=cfg.model.head).to(self.device)
         steps = cfg.steps_per_epoch or max(1, train_images // cfg.batch_size)
         optimisation = build_optimisation(
@@ -289,12 +297,10 @@ class Trainer:
     def _train_batches(
         self, dataset: TrainingData, train_ids: list[str], parts: _Parts, first_epoch: int
     ) -> Iterator[Batch]:
-        """Class-balanced batches of augmented crops, without end."""
+        """Class-balanced batches of augmented crops (each source at its share), without end."""
         cfg, steps = self.config, parts.steps
         fill = _fill(parts.normalisation)
-        weights = sampling_weights(
-            [dataset.classes(i) for i in train_ids], dataset.num_classes, cfg.balance
-        )
+        weights = dataset.sampling_weights(train_ids, cfg.balance)
         # Seeded by the first epoch too, so a resumed run does not replay epoch 1's draws.
         generator = torch.Generator().manual_seed(cfg.seed * 1000 + first_epoch)
         sampler = WeightedRandomSampler(weights, steps * cfg.batch_size, generator=generator)

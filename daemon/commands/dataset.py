@@ -2,6 +2,8 @@
 
 ``dataset check DIR`` detects the format, reads every image and mask once and prints the
 classes, sizes, defect-free count, notices and every problem; it exits 2 when there is any.
+``dataset folds DIR --folds K --out OUT`` writes K cross-validation folders of a small
+Severstal-layout set (links, no copies; `engines.datasets.folds`).
 """
 
 from __future__ import annotations
@@ -57,6 +59,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     checker.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_json_option(checker, "the report")
     checker.set_defaults(handler=run_check)
+    folds = actions.add_parser(
+        "folds",
+        help="K cross-validation folders of a small Severstal-layout set (links, no copies)",
+        description="Deal the frames of a Severstal-layout folder into K parts (each class "
+        "combination spread over them) and write OUT/fold-K/train and OUT/fold-K/test as "
+        "Severstal-layout folders of symbolic links, plus OUT/folds.json. Train on "
+        "fold-K/train, score on fold-K/test: no frame ever scores a model it trained.",
+    )
+    folds.add_argument("dir", type=Path, metavar="DIR", help="Severstal-layout folder")
+    folds.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    folds.add_argument("--seed", type=int, default=0)
+    folds.add_argument("--out", type=Path, required=True, help="folder to create")
+    folds.set_defaults(handler=run_folds)
 
 
 def _percent(share: float) -> str:
@@ -132,5 +147,17 @@ def run_check(args: argparse.Namespace) -> int:
     if report.problems:
         raise DatasetProblems(
             f"{len(report.problems)} problem(s) in {report.root}, the first: {report.problems[0]}"
+        )
+    return 0
+
+
+def run_folds(args: argparse.Namespace) -> int:
+    """Write the folds; print one line per fold."""
+    from defectd.engines.datasets.folds import write_folds
+
+    for fold in write_folds(args.dir, args.folds, args.seed, args.out):
+        print(
+            f"{args.out}/fold-{fold.number}: train {len(fold.train)} frames, "
+            f"test {len(fold.test)}: {', '.join(fold.test)}"
         )
     return 0

@@ -1,4 +1,5 @@
-"""`defectd train`: train DeepLabV3+ with the presence head on a Severstal-layout folder."""
+"""`defectd train`: train DeepLabV3+ with the presence head on a Severstal-layout folder (or
+several, mixed at given weights, or any other labelled data set)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from defectd.daemon.commands.score import parse_shape
 from defectd.daemon.commands.torch_check import require_torch
+from defectd.training.mixed import format_source, parse_source
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,10 +25,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--data",
-        type=Path,
+        type=_source,
+        action="append",
         required=True,
+        metavar="PATH[:WEIGHT]",
         help="Severstal-layout folder, or any labelled data set `defectd dataset check` reads "
-        "(exclusive classes, e.g. label maps, train a softmax head)",
+        "(exclusive classes, e.g. label maps, train a softmax head). Repeat it to mix several "
+        "folders, Severstal-layout only, e.g. --data data/synth --data real:0.25: each source "
+        "gets WEIGHT / sum of the weights of the training crops (WEIGHT default 1, class "
+        "balance within each source); validation comes from the first --data only",
     )
     parser.add_argument(
         "--spec",
@@ -104,6 +111,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
+def _source(text: str) -> tuple[str, float]:
+    """A --data value as (path, weight): ``PATH`` or ``PATH:WEIGHT`` (`parse_source`); the
+    path written as `Path` writes it, as config.json has always had it."""
+    try:
+        path, weight = parse_source(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return str(Path(path)), weight
+
+
 def run(args: argparse.Namespace) -> int:
     """Train and print where the results are; the run records `args.command_line`."""
     require_torch("train")
@@ -111,8 +128,11 @@ def run(args: argparse.Namespace) -> int:
     from defectd.training.model.model import ModelConfig
     from defectd.training.trainer import TrainConfig, Trainer
 
+    (data, weight), *extra = args.data
     config = TrainConfig(
-        data=str(args.data),
+        data=data,
+        data_weight=weight,
+        extra_data=tuple(format_source(path, w) for path, w in extra),
         out=str(args.out),
         spec=None if args.spec is None else str(args.spec),
         model=ModelConfig(
