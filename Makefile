@@ -93,8 +93,8 @@ MAG_RUN    ?= runs/magnetic-tile-bf16
 model-magnetic-tile: install
 	$(BIN)/defectd dataset check $(MAGNETIC) --no-progress
 	$(BIN)/defectd train --data $(MAGNETIC) --out $(MAG_RUN) \
-		--encoder resnet18 --encoder-width 0.5 --decoder-channels 128 --crop 256x256 \
-		--batch-size 8 --epochs 40 --steps-per-epoch 100 --val-split 0.25 --lr 2e-3 --seed 1 \
+		--encoder resnet18 --encoder-width 0.5 --decoder-channels 64 --crop 256x256 \
+		--batch-size 8 --epochs 24 --steps-per-epoch 100 --val-split 0.25 --lr 2e-3 --seed 1 \
 		--blackout 0 --defect-crop 0.5 --precision bf16 --workers 1 --device cpu --no-progress \
 		--resume
 	$(BIN)/defectd export --checkpoint $(MAG_RUN) --out models/magnetic-tile --force \

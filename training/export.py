@@ -20,6 +20,7 @@ frames of the input size.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import platform
 import warnings
@@ -280,12 +281,30 @@ def export_model(
         directory=out,
     )
     write_card(card, out)
+    write_validation_ids(checkpoint, out)
     log.info("writing the golden outputs to %s", out)
     if source is None:
         write_golden(out)
     else:
         write_golden(out, frames, source=source)
     return card
+
+
+VALIDATION_NAME = "validation.txt"
+
+
+def write_validation_ids(checkpoint: Path, out: Path) -> Path | None:
+    """OUT/validation.txt: the run's validation image ids (its split.json), one per line, so
+    `defectd evaluate --split OUT/validation.txt` scores the model on images it never
+    trained on; None (and nothing written) when the run has no split.json."""
+    run = checkpoint if checkpoint.is_dir() else checkpoint.parent
+    split = run / "split.json"
+    if not split.is_file():
+        return None
+    ids = json.loads(split.read_text(encoding="utf-8")).get("val", [])
+    path = out / VALIDATION_NAME
+    path.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
+    return path
 
 
 def _score(row: dict[str, Any]) -> float:

@@ -2,7 +2,9 @@
 
 - ``sigmoid`` (independent classes): BCE with per-class ``pos_weight`` + soft Dice on the
   sigmoid probabilities;
-- ``softmax`` (exclusive classes): cross-entropy over background + classes + soft Dice on the
+- ``softmax`` (exclusive classes): cross-entropy over background + classes, each defect class
+  weighted by its ``pos_weight`` (the background by 1), so tiny defects (a magnetic-tile
+  blowhole is 0.01% of the pixels) are not drowned by the background, + soft Dice on the
   softmax probabilities of the defect classes (the background is left out of the Dice: it
   is most of every frame and would drown the defects);
 
@@ -107,7 +109,8 @@ class SegmentationLoss(nn.Module):
         class_ids = torch.arange(1, targets.shape[1] + 1, device=masks.device).view(1, -1, 1, 1)
         labels = (targets.long() * class_ids).sum(dim=1)  # exclusive: at most one plane is 1
         labels = labels.masked_fill(ignored[:, 0], IGNORE)
-        cross_entropy = F.cross_entropy(logits, labels, ignore_index=IGNORE)
+        weights = torch.cat([self.pos_weight.new_ones(1), self.pos_weight])
+        cross_entropy = F.cross_entropy(logits, labels, weight=weights, ignore_index=IGNORE)
         probs = logits.softmax(dim=1)[:, 1:] * valid
         dice = soft_dice(probs, targets)
         return self._parts(cross_entropy, dice, output.presence, targets.amax(dim=(2, 3)))

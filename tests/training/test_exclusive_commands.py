@@ -45,6 +45,7 @@ def test_evaluate_scores_a_label_map_set_with_both_mious(
     result = json.loads(report.read_text(encoding="utf-8"))
     val = json.loads((run / "split.json").read_text(encoding="utf-8"))["val"]
     assert result["images"] == len(val) and result["format"] == "image-mask-folders"
+    assert (model / "validation.txt").read_text(encoding="utf-8").split() == val
     network = result["network"]
     assert network["exclusive"] and len(network["confusion"]) == 3  # background + 2 classes
     assert sum(map(sum, network["confusion"])) == len(val) * 60 * 60

@@ -28,3 +28,20 @@ def test_pos_weight_raises_the_cost_of_missed_pixels() -> None:
     plain = SegmentationLoss([1.0] * 4)(missed, masks).bce
     weighted = SegmentationLoss([5.0, 1.0, 1.0, 1.0])(missed, masks).bce
     assert weighted > 2 * plain
+
+
+def test_softmax_cross_entropy_weights_each_defect_class_by_its_pos_weight() -> None:
+    """A missed pixel of a class weighted 10 costs more than one of a class weighted 1
+    (the mean is over the weights, so 8·10·l / (8 + 80) against 8·l / (8 + 8))."""
+    masks = torch.zeros(2, 2, 4, 4, dtype=torch.uint8)
+    masks[0, 0, :2] = 1  # class 1 in image 0, class 2 in image 1, equal areas
+    masks[1, 1, :2] = 1
+    logits = torch.zeros(2, 3, 4, 4)
+    logits[:, 0] = 5.0  # everything called background: both classes missed alike
+    presence = torch.zeros(2, 2)
+    loss = SegmentationLoss([10.0, 1.0], dice_weight=0.0, presence_weight=0.0, head="softmax")
+    first = loss(ModelOutput(logits[:1], presence[:1]), masks[:1]).total.item()
+    second = loss(ModelOutput(logits[1:], presence[1:]), masks[1:]).total.item()
+    assert first == pytest.approx(
+        second * (80 / 88) / (8 / 16), rel=1e-2
+    )  # background pixels cost ~0.01 each
