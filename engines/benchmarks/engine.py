@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
@@ -39,6 +40,7 @@ from defectd.engines.benchmarks.naive import (
     torch_runner,
 )
 from defectd.engines.engine import Engine
+from defectd.engines.errors import InvalidInput
 from defectd.engines.files import write_json
 from defectd.engines.flops import OnnxNotInstalled, count_flops
 from defectd.engines.model_card import ModelCard, read_card
@@ -95,6 +97,7 @@ class EngineBenchResult:
     batches: tuple[BatchTiming, ...]
     naive: NaiveTiming | None
     notes: tuple[str, ...] = ()
+    frame_source: str = "synthetic"  # or the --images folder the frames came from
 
     @property
     def best(self) -> BatchTiming:
@@ -141,6 +144,27 @@ def synthetic_frames(card: ModelCard, count: int, seed: int) -> npt.NDArray[np.u
     """`count` synthetic frames of the model's size, count×H×W uint8 (about half defective)."""
     line = SyntheticLine(seed, SynthConfig(height=card.input.height, width=card.input.width))
     return np.stack([line.frame(i).image for i in range(count)])
+
+
+def image_frames(card: ModelCard, folder: Path, count: int) -> npt.NDArray[np.uint8]:
+    """Up to `count` images of exactly the model's size from `folder` (and its sub-folders,
+    in name order), count×H×W uint8; InvalidInput when none has that size."""
+    shape = card.input.shape
+    frames: list[npt.NDArray[np.uint8]] = []
+    for path in sorted(folder.rglob("*")):
+        if len(frames) == count:
+            break
+        if path.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp"):
+            continue
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if image is not None and image.shape == shape:
+            frames.append(np.asarray(image, dtype=np.uint8))
+    if not frames:
+        raise InvalidInput(
+            f"{folder}: no image of the model's {shape[1]}×{shape[0]} input; give a folder of "
+            "frames that size (or leave --images out for synthetic frames)"
+        )
+    return np.stack(frames)
 
 
 def time_batch(
@@ -219,6 +243,7 @@ def run_engine_bench(
     json_out: Path | None = None,
     plot: Path | None = None,
     progress: bool = True,
+    images: Path | None = None,
 ) -> EngineBenchResult:
     """Measure the engine at each batch size, then the naive loop; see the module docstring."""
     sizes = sorted(set(batches))
@@ -228,7 +253,10 @@ def run_engine_bench(
         raise ValueError(f"seconds must be positive, got {seconds}")
     card = read_card(model_dir)
     notes: list[str] = []
-    pool = synthetic_frames(card, distinct_frames, seed)
+    if images is None:
+        pool = synthetic_frames(card, distinct_frames, seed)
+    else:
+        pool = image_frames(card, Path(images), distinct_frames)
     config = EngineConfig(
         backend=backend,
         precision=precision,
@@ -275,6 +303,7 @@ def run_engine_bench(
         machine=machine_summary(),
         seconds=seconds,
         distinct_frames=len(pool),
+        frame_source="synthetic" if images is None else str(images),
         gflops_per_frame=gflops,
         fp16_peak_tflops=peak,
         batches=tuple(timings),

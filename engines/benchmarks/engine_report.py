@@ -49,7 +49,12 @@ def format_markdown(result: EngineBenchResult) -> str:
     """The markdown table and summary lines `defectd bench engine` prints."""
     lines = [
         f"Engine: {result.backend} on {result.device}, {result.precision}, model {result.model}; "
-        f"{result.seconds:g} s per batch size, {result.distinct_frames} synthetic frames",
+        f"{result.seconds:g} s per batch size, {result.distinct_frames} "
+        + (
+            "synthetic frames"
+            if result.frame_source == "synthetic"
+            else f"frames from {result.frame_source}"
+        ),
         "",
         "| batch | frames/s | p50 ms | p99 ms | TFLOP/s | % FP16 peak | post-processing ms/frame |",
         "|---:|---:|---:|---:|---:|---:|---:|",

@@ -66,6 +66,13 @@ def register(suites: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     parser.add_argument(
         "--device", choices=("cpu", "cuda"), help="default: cuda when the backend can use it"
     )
+    parser.add_argument(
+        "--images",
+        type=Path,
+        metavar="DIR",
+        help="time on up to 16 images of the model's input size from DIR (e.g. its own data) "
+        "instead of synthetic strip frames",
+    )
     parser.add_argument("--plot", type=Path, help="write a PNG of frames/s and p99 by batch")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common(parser)
@@ -90,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         plot=args.plot,
         progress=not args.no_progress,
+        images=args.images,
     )
     report(args, [format_markdown(result)], {"engine": result.to_dict()})
     return 0

@@ -27,6 +27,7 @@ from defectd.engines.benchmarks.naive import (
     onnxruntime_runner,
     torch_runner,
 )
+from defectd.engines.errors import InvalidInput
 from defectd.engines.model_card import read_card
 
 
@@ -169,3 +170,17 @@ def test_bad_arguments(tiny_model: Path) -> None:
         run_engine_bench(tiny_model, "null", [0, 2], seconds=0.1, progress=False)
     with pytest.raises(ValueError, match="seconds must be positive"):
         run_engine_bench(tiny_model, "null", [1], seconds=0, progress=False)
+
+
+def test_images_of_the_models_size_replace_the_synthetic_frames(
+    tiny_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    folder = tiny_data / "train_images"
+    result = run_engine_bench(tiny_model, "null", [2], seconds=0.05, progress=False, images=folder)
+    assert result.frame_source == str(folder) and result.distinct_frames == 16
+    assert f"frames from {folder}" in format_markdown(result)
+    (tmp_path / "small.png").write_bytes(
+        (folder / sorted(p.name for p in folder.iterdir())[0]).read_bytes()[:10]
+    )
+    with pytest.raises(InvalidInput, match="no image of the model's 1600×256 input"):
+        run_engine_bench(tiny_model, "null", [1], seconds=0.05, progress=False, images=tmp_path)
