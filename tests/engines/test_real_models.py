@@ -19,7 +19,7 @@ from tests.engines.datasets.helpers import REPO, SHARED
 CASES = {
     # model folder: (data folder, spec or None, network mIoU-with-background floor)
     "neu-seg": ("neu-seg", REPO / "training" / "specs" / "neu-seg.yaml", 0.65),
-    "magnetic-tile": ("magnetic-tile", None, 0.55),
+    "magnetic-tile": ("magnetic-tile", None, 0.2),
 }
 
 
