@@ -12,7 +12,12 @@ import argparse
 from pathlib import Path
 
 from defectd.daemon.cli import CommandError
-from defectd.daemon.commands.model_options import add_model_arguments, open_model, progress_bar
+from defectd.daemon.commands.model_options import (
+    add_data_arguments,
+    add_model_arguments,
+    open_model,
+    progress_bar,
+)
 from defectd.daemon.commands.output import add_json_option, emit_json, to_stdout
 from defectd.daemon.commands.score import format_report
 from defectd.engines.confusion_plot import write_confusion_png
@@ -41,18 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     add_model_arguments(parser)
-    parser.add_argument(
-        "--data", type=Path, required=True, help="labelled folder in any format (docs/datasets.md)"
-    )
-    parser.add_argument(
-        "--spec", type=Path, help="the data set's dataset.yaml when it cannot sit in the folder"
-    )
-    parser.add_argument(
-        "--split",
-        type=Path,
-        help="score only these images: a run's split.json (its validation list) or a text "
-        "file of image ids, one per line",
-    )
+    add_data_arguments(parser, "score only these images")
     parser.add_argument(
         "--save-pred",
         type=Path,

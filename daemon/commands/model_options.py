@@ -4,6 +4,7 @@ tune): --model DIR (default: the bundled model), --precision, --threads, --batch
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -37,6 +38,23 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     parser.add_argument("--batch-size", type=int, default=4, help="frames per engine call")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, use: str) -> None:
+    """--data (any labelled layout), --spec and --split; `use` says what --split's images
+    are for (e.g. "score only these images")."""
+    parser.add_argument(
+        "--data", type=Path, required=True, help="labelled folder in any format (docs/datasets.md)"
+    )
+    parser.add_argument(
+        "--spec", type=Path, help="the data set's dataset.yaml when it cannot sit in the folder"
+    )
+    parser.add_argument(
+        "--split",
+        type=Path,
+        help=f"{use}: a run's split.json (its validation list) or a text file of image ids, "
+        "one per line",
+    )
 
 
 def open_model(args: argparse.Namespace) -> tuple[ModelCard, Predictor]:

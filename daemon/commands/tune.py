@@ -7,7 +7,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from defectd.daemon.cli import CommandError
-from defectd.daemon.commands.model_options import add_model_arguments, open_model, progress_bar
+from defectd.daemon.commands.model_options import (
+    add_data_arguments,
+    add_model_arguments,
+    open_model,
+    progress_bar,
+)
 from defectd.engines.datasets import detect_format, open_dataset
 from defectd.engines.datasets.spec import SEVERSTAL
 from defectd.engines.evaluation import check_classes, predictions, read_ids
@@ -34,18 +39,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     add_model_arguments(parser)
-    parser.add_argument(
-        "--data", type=Path, required=True, help="labelled folder in any format (docs/datasets.md)"
-    )
-    parser.add_argument(
-        "--spec", type=Path, help="the data set's dataset.yaml when it cannot sit in the folder"
-    )
-    parser.add_argument(
-        "--split",
-        type=Path,
-        help="tune on these images only: a run's split.json (its validation list) or a text "
-        "file of image ids, one per line",
-    )
+    add_data_arguments(parser, "tune on these images only")
     parser.add_argument(
         "--min-recall",
         type=float,
