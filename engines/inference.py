@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -18,7 +17,7 @@ from defectd.engines.engine import Engine, EngineOutput
 from defectd.engines.errors import InvalidSetting
 from defectd.engines.labels import LabelTable
 from defectd.engines.postprocess import FrameDefects, PostprocessConfig, postprocess
-from defectd.engines.severstal import DatasetError, read_grey
+from defectd.engines.severstal import read_any, read_grey
 from defectd.engines.tiler import TileGrid, cut, frame_maximum, plan_tiles, stitch
 
 Image = npt.NDArray[np.uint8]
@@ -45,14 +44,6 @@ def batches(
     for start in range(0, len(image_ids), batch_size):
         ids = list(image_ids[start : start + batch_size])
         yield ids, np.stack([read_grey(folder / i, shape) for i in ids])
-
-
-def read_any(path: Path) -> Image:
-    """A grey H×W image of any size; DatasetError naming the file when it cannot be read."""
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise DatasetError(f"{path}: cannot be read as an image")
-    return np.asarray(image, dtype=np.uint8)
 
 
 @dataclass

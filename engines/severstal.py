@@ -49,11 +49,17 @@ def list_images(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def read_grey(path: Path, shape: tuple[int, int]) -> npt.NDArray[np.uint8]:
-    """A grey H×W image; DatasetError naming the file if unreadable or not `shape`."""
+def read_any(path: Path) -> npt.NDArray[np.uint8]:
+    """A grey H×W image of any size; DatasetError naming the file when it cannot be read."""
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if image is None:
         raise DatasetError(f"{path}: cannot be read as an image")
+    return np.asarray(image, dtype=np.uint8)
+
+
+def read_grey(path: Path, shape: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    """A grey H×W image; DatasetError naming the file if unreadable or not `shape`."""
+    image = read_any(path)
     if image.shape != shape:
         height, width = image.shape
         raise DatasetError(f"{path}: image is {width}×{height}, expected {shape[1]}×{shape[0]}")

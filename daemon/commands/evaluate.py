@@ -108,11 +108,10 @@ def run(args: argparse.Namespace) -> int:
         confusion=confusion,
     )
     if args.confusion is not None:
-        names = ["none", *card.classes]
-        write_confusion_png(
-            confusion, names[1:], args.confusion, f"{card.name} on {args.data.name}: images", "none"
-        )
-        print(f"wrote {args.confusion}")
+        title = f"{card.name} on {args.data.name}: images"
+        write_confusion_png(confusion, card.classes, args.confusion, title, "none")
+        if not to_stdout(args):
+            print(f"wrote {args.confusion}")
     emit_json(args, out)
     return 0
 

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from defectd.daemon.commands.model_options import add_model_arguments, open_model
-from defectd.engines.inference import read_any
 from defectd.engines.overlay import inspection_panel, write_panels
+from defectd.engines.severstal import read_any
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

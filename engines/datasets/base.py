@@ -13,14 +13,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
 from defectd.engines.datasets.imagesize import image_size
 from defectd.engines.datasets.spec import DatasetSpec
 from defectd.engines.errors import InvalidInput
-from defectd.engines.severstal import DatasetError, Sample
+from defectd.engines.severstal import DatasetError, Sample, read_any
 
 Masks = npt.NDArray[np.uint8]
 
@@ -81,11 +80,7 @@ class Dataset(ABC):
 
     def read_image(self, image_id: str) -> npt.NDArray[np.uint8]:
         """The grey H×W image; `DatasetError` naming the file when it cannot be read."""
-        path = self.image_path(image_id)
-        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if image is None:
-            raise DatasetError(f"{path}: cannot be read as an image")
-        return np.asarray(image, dtype=np.uint8)
+        return read_any(self.image_path(image_id))
 
     def read_masks(self, image_id: str, shape: tuple[int, int]) -> Masks:
         """The C×H×W masks of `image_id`; `DatasetError` with every problem they have."""

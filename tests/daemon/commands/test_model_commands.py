@@ -25,8 +25,11 @@ def test_evaluate_and_predict_agree_with_score(
     model_copy: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     common = ["--model", str(model_copy), "--no-progress", "--threads", "1"]
-    assert main(["evaluate", *common, "--data", str(tiny_data), "--json", "-"]) == 0
-    evaluated = json.loads(capsys.readouterr().out)
+    picture = tmp_path / "confusion.png"
+    assert main(["evaluate", *common, "--data", str(tiny_data), "--json", "-",
+                 "--confusion", str(picture)]) == 0  # fmt: skip
+    evaluated = json.loads(capsys.readouterr().out)  # --json -: nothing else on stdout
+    assert cv2.imread(str(picture)) is not None
     submission = tmp_path / "submission.csv"
     images = tiny_data / "train_images"
     assert main(["predict", *common, "--images", str(images), "--out", str(submission)]) == 0
