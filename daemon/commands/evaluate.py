@@ -15,15 +15,15 @@ from defectd.daemon.cli import CommandError
 from defectd.daemon.commands.model_options import (
     add_data_arguments,
     add_model_arguments,
+    open_data,
     open_model,
     progress_bar,
+    severstal_folder,
 )
 from defectd.daemon.commands.output import add_json_option, emit_json, to_stdout
 from defectd.daemon.commands.score import format_report
 from defectd.engines.confusion_plot import write_confusion_png
-from defectd.engines.datasets import detect_format, open_dataset
-from defectd.engines.datasets.spec import SEVERSTAL
-from defectd.engines.evaluation import check_classes, evaluate_dataset, read_ids
+from defectd.engines.evaluation import evaluate_dataset
 from defectd.engines.inference import Predictor, to_labels
 from defectd.engines.labels import write_labels
 from defectd.engines.model_card import ModelCard
@@ -75,12 +75,8 @@ def format_confusion(matrix: list[list[int]]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Predict, score, print."""
     card, predictor = open_model(args)
-    if detect_format(args.data) != SEVERSTAL or args.spec is not None:
+    if not severstal_folder(args):
         return run_dataset(args, card, predictor)
-    if args.split is not None:
-        raise CommandError(
-            "--split applies to image + mask data sets; a Severstal folder is scored whole"
-        )
     dataset = SeverstalDataset(args.data, shape=card.input.shape, num_classes=card.num_classes)
     with progress_bar(args, len(dataset), "evaluate") as bar:
         pred = to_labels(
@@ -118,9 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_dataset(args: argparse.Namespace, card: ModelCard, predictor: Predictor) -> int:
     """Any data set but the Severstal layout: segmentation metrics at native sizes."""
-    dataset = open_dataset(args.data, args.spec)
-    check_classes(dataset, card.classes, card.head == "softmax")
-    ids = dataset.image_ids if args.split is None else read_ids(args.split, dataset.image_ids)
+    dataset, ids = open_data(args, card)
     with progress_bar(args, len(ids), "evaluate") as bar:
         result = evaluate_dataset(
             predictor, dataset, ids, args.batch_size, bar.update, args.save_pred

@@ -9,6 +9,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from defectd.daemon.cli import CommandError
+from defectd.engines.datasets import Dataset, detect_format, open_dataset
+from defectd.engines.datasets.spec import SEVERSTAL
+from defectd.engines.evaluation import check_classes, read_ids
 from defectd.engines.inference import Predictor
 from defectd.engines.model_card import ModelCard, default_model_dir, read_card
 from defectd.engines.selection import CHOICES, EngineConfig, open_engine
@@ -55,6 +58,26 @@ def add_data_arguments(parser: argparse.ArgumentParser, use: str) -> None:
         help=f"{use}: a run's split.json (its validation list) or a text file of image ids, "
         "one per line",
     )
+
+
+def severstal_folder(args: argparse.Namespace) -> bool:
+    """True when --data is a Severstal-layout folder read as such (no --spec): the Kaggle
+    path; CommandError for --split there, as such a folder is used whole."""
+    if detect_format(args.data) != SEVERSTAL or args.spec is not None:
+        return False
+    if args.split is not None:
+        raise CommandError(
+            "--split applies to image + mask data sets; a Severstal folder is used whole"
+        )
+    return True
+
+
+def open_data(args: argparse.Namespace, card: ModelCard) -> tuple[Dataset, list[str]]:
+    """The --data set (with --spec) checked against the model, and the ids to use (--split)."""
+    dataset = open_dataset(args.data, args.spec)
+    check_classes(dataset, card.classes, card.head == "softmax")
+    ids = dataset.image_ids if args.split is None else read_ids(args.split, dataset.image_ids)
+    return dataset, ids
 
 
 def open_model(args: argparse.Namespace) -> tuple[ModelCard, Predictor]:

@@ -10,14 +10,14 @@ from defectd.daemon.cli import CommandError
 from defectd.daemon.commands.model_options import (
     add_data_arguments,
     add_model_arguments,
+    open_data,
     open_model,
     progress_bar,
+    severstal_folder,
 )
-from defectd.engines.datasets import detect_format, open_dataset
-from defectd.engines.datasets.spec import SEVERSTAL
-from defectd.engines.evaluation import check_classes, predictions, read_ids
+from defectd.engines.evaluation import predictions
 from defectd.engines.inference import Predictor, batches
-from defectd.engines.model_card import write_card
+from defectd.engines.model_card import ModelCard, write_card
 from defectd.engines.postprocess import exclusive_probs
 from defectd.engines.severstal import SeverstalDataset
 from defectd.training.tune import Tuner
@@ -69,21 +69,15 @@ def _collect_severstal(
 
 
 def _collect_dataset(
-    args: argparse.Namespace,
-    classes: tuple[str, ...],
-    head: str,
-    predictor: Predictor,
-    tuner: Tuner,
+    args: argparse.Namespace, card: ModelCard, predictor: Predictor, tuner: Tuner
 ) -> None:
     """Evidence from any data set at native sizes; a softmax head's pixels only count for
     their argmax class, as `postprocess` counts them."""
-    dataset = open_dataset(args.data, args.spec)
-    check_classes(dataset, classes, head == "softmax")
-    ids = dataset.image_ids if args.split is None else read_ids(args.split, dataset.image_ids)
+    dataset, ids = open_data(args, card)
     with progress_bar(args, len(ids), "tune") as bar:
         for result in predictions(predictor, dataset, ids, args.batch_size, bar.update, True):
             assert result.probs is not None  # asked for with keep_probs
-            probs = exclusive_probs(result.probs) if head == "softmax" else result.probs
+            probs = exclusive_probs(result.probs) if card.head == "softmax" else result.probs
             truth = dataset.read_masks(result.image_id, result.defects.shape)
             tuner.add(probs, result.defects.presence, truth)
 
@@ -97,12 +91,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--min-recall must be in (0, 1], e.g. 0.95, got {args.min_recall}")
     card, predictor = open_model(args)
     tuner = Tuner(card.num_classes)
-    if detect_format(args.data) == SEVERSTAL and args.spec is None:
-        if args.split is not None:
-            raise CommandError("--split applies to image + mask data sets")
+    if severstal_folder(args):
         _collect_severstal(args, card.input.shape, card.num_classes, predictor, tuner)
     else:
-        _collect_dataset(args, card.classes, card.head, predictor, tuner)
+        _collect_dataset(args, card, predictor, tuner)
     chosen = tuner.solve(args.min_recall)
     print(
         f"tuned on {tuner.frames} frames of {args.data}"
