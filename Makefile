@@ -140,6 +140,8 @@ model-severstal-real: install
 		--json $(SEV_RUN)-crossval.json
 	printf 'ImageId,ClassId,EncodedPixels\n' > $(SEV_RUN)-nothing.csv
 	$(BIN)/defectd score --truth $(SEV_REAL)/train.csv --pred $(SEV_RUN)-nothing.csv
+	$(BIN)/defectd crossval --folds $(SEV_FOLDS) --models '$(SEV_RUN)-fold{fold}/model' \
+		--out $(SEV_RUN)-crossfit --json $(SEV_RUN)-crossfit/crossval.json
 	$(BIN)/defectd train --data $(SEV_SYNTH)/synth-train-1001 --data $(SEV_REAL):0.33 \
 		--out $(SEV_RUN)-all $(SEV_TRAIN)
 	$(BIN)/defectd export --checkpoint $(SEV_RUN)-all --out $(SEV_RUN)-all/model --force \

@@ -65,6 +65,7 @@ GROUPS: tuple[CommandGroup, ...] = (
             _command("train", "train the segmentation model (needs defectd[train])"),
             _command("export", "export a checkpoint to ONNX + TorchScript with a model card"),
             _command("tune", "tune per-class thresholds and minimum areas; updates the card"),
+            _command("crossval", "score fold models on few real frames, thresholds cross-fitted"),
             _command("evaluate", "Kaggle Dice, per-class Dice, image precision/recall"),
             _command("predict", "write a Kaggle submission CSV for a folder of frames"),
             _command("inspect", "draw the defects the model finds on frames (PNG)"),

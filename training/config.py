@@ -19,6 +19,7 @@ class TrainError(UserError, ValueError):
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
+CLASS_WEIGHTS = ("auto", "none")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class TrainConfig:
     # More --data sources, "PATH:WEIGHT" (`training.mixed`); `data_weight` is the first's.
     extra_data: tuple[str, ...] = ()
     data_weight: float = 1.0
+    # auto: the loss weighs each class by its pos_weight (rare, small defects count more);
+    # none: every class weighs 1 (sets where every image has a defect, e.g. NEU-Seg).
+    class_weights: str = "auto"
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -64,6 +68,11 @@ class TrainConfig:
             raise TrainError(f"--workers must be ≥ 0, got {self.workers}")
         if not 0.0 <= self.balance <= 1.0:
             raise TrainError(f"--balance must be in [0, 1], got {self.balance}")
+        if self.class_weights not in CLASS_WEIGHTS:
+            raise TrainError(
+                f"--class-weights must be one of {', '.join(CLASS_WEIGHTS)}, "
+                f"got {self.class_weights!r}"
+            )
         if self.precision not in PRECISIONS:
             raise TrainError(
                 f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"

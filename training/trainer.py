@@ -237,7 +237,7 @@ class Trainer:
             _, _, initial = load_checkpoint(cfg.init_from)
             model.load_state_dict(initial["model"])
             mean, std = initial["normalisation"]  # the weights were trained on this scaling
-            weights = dataset.positive_weights(train_ids)
+            weights = self._class_weights(dataset, train_ids)
             start = _Start(model, (mean, std), weights, None, initial.get("commands", []))
             log.info(
                 "fine-tuning from %s (epoch %d, validation Dice %.4f)",
@@ -247,7 +247,8 @@ class Trainer:
             )
         else:
             mean, std = grey_statistics(dataset.frames, train_ids)
-            start = _Start(model, (mean, std), dataset.positive_weights(train_ids), None, [])
+            weights = self._class_weights(dataset, train_ids)
+            start = _Start(model, (mean, std), weights, None, [])
         log.info(
             "%d training / %d validation frames; grey mean %.3f std %.3f; pos_weight %s",
             len(train_ids),
@@ -257,6 +258,14 @@ class Trainer:
             [round(w, 2) for w in start.pos_weight],
         )
         return start
+
+    def _class_weights(self, dataset: TrainingData, train_ids: list[str]) -> list[float]:
+        """The loss's per-class weights: each class's pos_weight, or all 1 (--class-weights
+        none)."""
+        weights = dataset.positive_weights(train_ids)
+        if self.config.class_weights == "none":
+            return [1.0] * len(weights)
+        return weights
 
     def _build_parts(self, start: _Start, train_images: int) -> _Parts:
         """The training graph on the device, its loss, and the optimisation for all epochs."""

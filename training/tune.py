@@ -29,7 +29,7 @@ from defectd.engines.postprocess import ClassThresholds, PostprocessConfig
 log = logging.getLogger(__name__)
 
 PIXEL_GRID = tuple(round(0.10 + 0.05 * i, 2) for i in range(15))  # 0.10 … 0.80
-PRESENCE_GRID = tuple(round(0.05 * i, 2) for i in range(20))  # 0.00 … 0.95
+PRESENCE_GRID = (*(round(0.05 * i, 2) for i in range(20)), 0.97, 0.99)  # 0.00 … 0.99
 COMPONENT_GRID = (0, 25, 50, 100, 150, 250, 400, 600, 1000)
 MASK_GRID = (0, 100, 200, 400, 600, 900, 1200, 1600, 2000, 3000, 4000)
 

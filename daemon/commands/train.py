@@ -94,6 +94,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="probability that a training crop is placed over a defect pixel (default 0.5)",
     )
     parser.add_argument(
+        "--class-weights",
+        default="auto",
+        choices=("auto", "none"),
+        help="auto: the loss weighs each class by sqrt(background / class pixels), capped, so "
+        "small rare defects count; none: all classes weigh 1 (sets where every image has a "
+        "defect, e.g. NEU-Seg)",
+    )
+    parser.add_argument(
         "--precision",
         default="auto",
         choices=("auto", "fp32", "bf16"),
@@ -155,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         balance=args.balance,
         init_from=str(args.init_from) if args.init_from else None,
         precision=args.precision,
+        class_weights=args.class_weights,
     )
     trainer = Trainer(config, resume=args.resume, command=args.command_line)
     try:

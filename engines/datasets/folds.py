@@ -93,3 +93,23 @@ def write_folds(root: Path | str, folds: int, seed: int, out: Path | str) -> lis
     }
     (out / FOLDS_FILE).write_text(json.dumps(listing, indent=1), encoding="utf-8")
     return result
+
+
+def read_folds(out: Path | str) -> list[Fold]:
+    """The folds `write_folds` wrote under `out` (from OUT/folds.json)."""
+    path = Path(out) / FOLDS_FILE
+    if not path.is_file():
+        raise InvalidInput(
+            f"{path} does not exist; make the folds with `defectd dataset folds DIR --out {out}`"
+        )
+    try:
+        listing = json.loads(path.read_text(encoding="utf-8"))
+        folds = [
+            Fold(int(f["fold"]), tuple(map(str, f["train"])), tuple(map(str, f["test"])))
+            for f in listing["folds"]
+        ]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidInput(f"{path}: not a folds listing ({exc})") from None
+    if len(folds) < 2:
+        raise InvalidInput(f"{path}: lists {len(folds)} fold(s); cross-validation needs two")
+    return folds

@@ -149,3 +149,21 @@ def test_a_spec_kept_outside_the_folder_names_the_classes(tmp_path: Path) -> Non
     assert json.loads((run / "config.json").read_text(encoding="utf-8"))["spec"] == str(spec)
     assert main(["export", "--checkpoint", str(run), "--out", str(model)]) == 0
     assert read_card(model).classes == ("patch", "disc")
+
+
+def test_class_weights_none_weighs_every_class_one(
+    exported: tuple[Path, Path], tmp_path: Path
+) -> None:
+    run, _ = exported
+    auto = torch.load(run / "last.pt", map_location="cpu", weights_only=False)["pos_weight"]
+    assert max(auto) > 1.0  # the default weighs the rarer defect pixels up
+    data = make_label_map_set(tmp_path / "data")
+    flat = tmp_path / "flat"
+    assert main(["train", "--data", str(data), "--out", str(flat), "--encoder-width", "0.125",
+                 "--decoder-channels", "16", "--epochs", "1", "--batch-size", "4",
+                 "--steps-per-epoch", "1", "--crop", "64x64", "--val-split", "0.25",
+                 "--class-weights", "none", "--no-progress", "--device", "cpu",
+                 "--workers", "0"]) == 0  # fmt: skip
+    state = torch.load(flat / "last.pt", map_location="cpu", weights_only=False)
+    assert state["pos_weight"] == [1.0, 1.0]
+    assert json.loads((flat / "config.json").read_text(encoding="utf-8"))["class_weights"] == "none"

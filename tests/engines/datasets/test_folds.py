@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from defectd.daemon.cli import main
-from defectd.engines.datasets.folds import deal, write_folds
+from defectd.engines.datasets.folds import deal, read_folds, write_folds
 from defectd.engines.errors import InvalidInput, InvalidSetting
 from defectd.engines.severstal import SeverstalDataset
 
@@ -42,5 +42,18 @@ def test_folds_are_severstal_folders_of_links_and_each_frame_is_tested_once(
     assert sorted(tested) == sorted(source.image_ids)
     listing = json.loads((out / "folds.json").read_text(encoding="utf-8"))
     assert [f["fold"] for f in listing["folds"]] == [1, 2, 3]
+    assert [(f.number, len(f.train), len(f.test)) for f in read_folds(out)] == [
+        (1, 16, 8),
+        (2, 16, 8),
+        (3, 16, 8),
+    ]
     with pytest.raises(InvalidInput, match="already exists"):
         write_folds(tiny_data, 3, 0, out)
+
+
+def test_read_folds_names_the_command_that_makes_them(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="defectd dataset folds"):
+        read_folds(tmp_path)
+    (tmp_path / "folds.json").write_text('{"folds": [{"fold": 1}]}', encoding="utf-8")
+    with pytest.raises(InvalidInput, match="not a folds listing"):
+        read_folds(tmp_path)
