@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-defectd
-EXTRAS ?= dev,train
+EXTRAS ?= dev,train,int8,openvino
 DEMO   ?= out/demo
 
 .PHONY: install demo model model-neu-seg model-magnetic-tile model-severstal-real test lint bench wheel-check clean

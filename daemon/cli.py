@@ -64,6 +64,7 @@ GROUPS: tuple[CommandGroup, ...] = (
         (
             _command("train", "train the segmentation model (needs defectd[train])"),
             _command("export", "export a checkpoint to ONNX + TorchScript with a model card"),
+            _command("quantize", "an INT8 ONNX for a model, kept only if it matches FP32"),
             _command("tune", "tune per-class thresholds and minimum areas; updates the card"),
             _command("crossval", "score fold models on few real frames, thresholds cross-fitted"),
             _command("evaluate", "Kaggle Dice, per-class Dice, image precision/recall"),

@@ -1,6 +1,6 @@
 """The one engine interface: uint8 frames in, per-class probabilities and scores out.
 
-Every backend (ONNX Runtime, PyTorch, TensorRT, null) takes a uint8 batch N×H×W (or
+Every backend (ONNX Runtime, OpenVINO, PyTorch, TensorRT, null) takes a uint8 batch N×H×W (or
 N×1×H×W), N ≤ ``info.max_batch``, and returns an `EngineOutput`. The daemon, `evaluate`,
 `tune` and the benchmarks only ever talk to `Engine`; `engines.selection.open_engine` picks the
 backend.
@@ -23,8 +23,9 @@ import numpy.typing as npt
 from defectd.engines.errors import InvalidInput
 from defectd.engines.model_card import InputSpec
 
-BACKENDS = ("tensorrt", "torch", "onnxruntime", "null")
-PRECISIONS = ("fp32", "fp16")
+BACKENDS = ("tensorrt", "torch", "onnxruntime", "openvino", "null")
+# int8: the model card's quantized ONNX (`defectd quantize`), on ONNX Runtime or OpenVINO.
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class EngineInfo:
 
     backend: str  # one of BACKENDS
     device: str  # "cpu", or e.g. "cuda:0 NVIDIA H100 80GB HBM3"
-    precision: str  # "fp32" | "fp16"
+    precision: str  # "fp32" | "fp16" | "int8"
     max_batch: int
     model: str  # "name version" from the model card
     classes: tuple[str, ...]
@@ -106,7 +107,7 @@ class Engine(abc.ABC):
         if info.backend not in BACKENDS:
             raise ValueError(f"unknown backend {info.backend!r}; choose from {BACKENDS}")
         if info.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {info.precision!r}; choose fp32 or fp16")
+            raise ValueError(f"unknown precision {info.precision!r}; choose from {PRECISIONS}")
         if info.max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {info.max_batch}")
         self._info = info

@@ -21,6 +21,8 @@ from typing import Any
 
 from defectd.engines.backends.null_backend import NullEngine
 from defectd.engines.backends.onnxruntime_backend import OnnxRuntimeEngine, cuda_provider_available
+from defectd.engines.backends.openvino_backend import INSTALL_HINT as OPENVINO_HINT
+from defectd.engines.backends.openvino_backend import OpenVinoEngine, openvino_available
 from defectd.engines.engine import BACKENDS, PRECISIONS, Engine
 from defectd.engines.errors import InvalidSetting, MissingDependency
 from defectd.engines.model_card import ModelCard, read_card
@@ -59,7 +61,9 @@ class EngineConfig:
                 f"engine.backend {self.backend!r} is not one of {', '.join(CHOICES)}"
             )
         if self.precision is not None and self.precision not in PRECISIONS:
-            raise InvalidSetting(f"engine.precision {self.precision!r}: use fp32 or fp16")
+            raise InvalidSetting(
+                f"engine.precision {self.precision!r}: use {', '.join(PRECISIONS)}"
+            )
         if self.device is not None and self.device not in ("cpu", "cuda"):
             raise InvalidSetting(f"engine.device {self.device!r}: use cpu or cuda")
         if self.max_batch < 1:
@@ -121,6 +125,7 @@ class Platform:
     torch: bool  # torch importable
     torch_cuda: bool  # torch sees a CUDA GPU
     onnxruntime_cuda: bool  # onnxruntime-gpu's CUDA execution provider present
+    openvino: bool = False  # the openvino package importable
 
     @property
     def gpu(self) -> bool:
@@ -146,6 +151,7 @@ def detect_platform() -> Platform:
         torch=has_torch,
         torch_cuda=torch_cuda,
         onnxruntime_cuda=cuda_provider_available() and _nvidia_gpu_present(),
+        openvino=openvino_available(),
     )
 
 
@@ -180,6 +186,11 @@ def choose_backend(config: EngineConfig, platform: Platform) -> Choice:
             "engine.backend torch: PyTorch is not installed; pip install 'defectd[train]' "
             "(CPU) or a CUDA torch build, or use backend onnxruntime"
         )
+    if backend == "openvino" and not platform.openvino:
+        raise MissingDependency(
+            f"engine.backend openvino: the openvino package is not installed; {OPENVINO_HINT}, "
+            "or use backend onnxruntime"
+        )
     device = config.device
     if device is None:
         if backend == "tensorrt":
@@ -189,7 +200,9 @@ def choose_backend(config: EngineConfig, platform: Platform) -> Choice:
         elif backend == "onnxruntime":
             device = "cuda" if (config.backend != "auto" and platform.onnxruntime_cuda) else "cpu"
         else:
-            device = "cpu"  # null
+            device = "cpu"  # null, openvino
+    if backend == "openvino" and device != "cpu":
+        raise InvalidSetting("engine.backend openvino runs on the CPU: set engine.device cpu")
     if backend == "tensorrt" and device != "cuda":
         raise InvalidSetting("engine.backend tensorrt runs on the GPU: remove engine.device cpu")
     precision = config.precision or ("fp16" if device == "cuda" else "fp32")
@@ -198,6 +211,13 @@ def choose_backend(config: EngineConfig, platform: Platform) -> Choice:
             "engine.backend tensorrt builds from model.fp16.onnx: set engine.precision fp16 "
             "(or leave it unset)"
         )
+    if precision == "int8" and backend not in ("onnxruntime", "openvino", "null"):
+        raise InvalidSetting(
+            f"engine.precision int8 runs on onnxruntime or openvino (the card's INT8 ONNX from "
+            f"`defectd quantize`), not {backend}"
+        )
+    if backend == "openvino" and precision == "fp16":
+        raise InvalidSetting("engine.backend openvino runs fp32 or int8: set engine.precision")
     if backend == "torch" and device == "cpu" and precision == "fp16":
         raise InvalidSetting("torch fp16 needs CUDA: set engine.precision fp32 on the CPU")
     return Choice(backend, device, precision, reason)
@@ -234,6 +254,31 @@ def check_model_fits(card: ModelCard, frames: FrameFormat) -> None:
         )
 
 
+def check_int8(card: ModelCard, backend: str) -> None:
+    """InvalidSetting unless the card's INT8 file passed its parity check on `backend`
+    (`defectd quantize` records one per runtime)."""
+    if "int8" not in card.files:
+        raise InvalidSetting(
+            f"model {card.name} {card.version} has no INT8 file: make one with `defectd quantize "
+            f"--model {card.directory or 'DIR'} --data DIR` or use engine.precision fp32"
+        )
+    if backend == "null":
+        return
+    checked = card.parity.get("int8", {}).get(backend)
+    if not isinstance(checked, dict):
+        raise InvalidSetting(
+            f"model {card.name}: its INT8 file was never checked on {backend}; run `defectd "
+            f"quantize --runtimes {backend}` (with {backend} installed) or use engine.precision "
+            "fp32"
+        )
+    if not checked.get("passed"):
+        failures = "; ".join(checked.get("failures", [])) or "see the card"
+        raise InvalidSetting(
+            f"model {card.name}: its INT8 file failed parity on {backend} ({failures}); use "
+            "engine.precision fp32, or another backend where it passed"
+        )
+
+
 def open_engine(
     model: Path | str | ModelCard | None,
     config: EngineConfig = EngineConfig(),
@@ -255,6 +300,8 @@ def open_engine(
     if frames is not None:
         check_model_fits(card, frames)
     choice = choose_backend(config, platform or detect_platform())
+    if choice.precision == "int8":
+        check_int8(card, choice.backend)
     engine = _open(card, config, choice)
     log.info("engine: %s (%s)", engine.info.describe(), choice.reason)
     if config.warmup:
@@ -273,6 +320,8 @@ def _open(card: ModelCard, config: EngineConfig, choice: Choice) -> Engine:
         return OnnxRuntimeEngine.from_card(
             card, choice.precision, config.threads, choice.device, config.max_batch
         )
+    if choice.backend == "openvino":
+        return OpenVinoEngine.from_card(card, choice.precision, config.threads, config.max_batch)
     if choice.backend == "torch":
         from defectd.engines.backends.torch_backend import TorchEngine
 

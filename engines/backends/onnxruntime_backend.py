@@ -1,7 +1,8 @@
 """ONNX Runtime backend: the embedded CPU default, and the reference for parity checks.
 
 CPU by default; the CUDA execution provider when onnxruntime-gpu is installed and the engine
-is opened with ``device="cuda"``. Both ONNX files of a model run here: FP32 and the FP16 graph.
+is opened with ``device="cuda"``. Every ONNX file of a model runs here: FP32, the FP16 graph and
+the INT8 QDQ graph of `defectd quantize` (ONNX Runtime fuses its Q/DQ pairs into QLinearConv).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class OnnxRuntimeEngine(Engine):
         max_batch: int = 32,
         classes: tuple[str, ...] = ("1", "2", "3", "4"),
         model: str = "",
+        precision: str | None = None,
     ) -> None:
         path = Path(path)
         if not path.is_file():
@@ -63,7 +65,8 @@ class OnnxRuntimeEngine(Engine):
         if tuple(names) != OUTPUTS:
             raise InvalidInput(f"{path}: outputs {names}, expected {list(OUTPUTS)}; re-export it")
         self.input_name = self.session.get_inputs()[0].name
-        precision = "fp16" if "float16" in self.session.get_outputs()[0].type else "fp32"
+        if precision is None:  # a bare file: FP16 when its outputs are, else FP32
+            precision = "fp16" if "float16" in self.session.get_outputs()[0].type else "fp32"
         super().__init__(
             EngineInfo("onnxruntime", device, precision, max_batch, model or path.name, classes),
             spec,
@@ -87,6 +90,7 @@ class OnnxRuntimeEngine(Engine):
             max_batch,
             card.classes,
             f"{card.name} {card.version}",
+            precision,
         )
 
     def _run(self, batch: npt.NDArray[np.uint8]) -> EngineOutput:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 
-from defectd.daemon.commands.bench import engine, micro, pipeline, soak
+from defectd.daemon.commands.bench import engine, micro, peak, pipeline, soak
 
 # Order of `defectd bench --help`: quick suites first, the long-running ones last.
-SUITES: tuple[str, ...] = (*micro.SUITES, "engine", "pipeline", "soak")
+SUITES: tuple[str, ...] = (*micro.SUITES, "peak", "engine", "pipeline", "soak")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     suites = parser.add_subparsers(dest="suite", metavar="SUITE", required=True)
     micro.register(suites)
+    peak.register(suites)
     engine.register(suites)
     pipeline.register(suites)
     soak.register(suites)
