@@ -15,7 +15,7 @@ import importlib.util
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -254,6 +254,27 @@ def check_model_fits(card: ModelCard, frames: FrameFormat) -> None:
         )
 
 
+def cpu_auto(card: ModelCard, config: EngineConfig, fallback: Choice) -> Choice:
+    """``auto`` on a CPU: the engine `defectd build-engine` measured fastest for this model
+    and machine (`engines.cpu_choice`), else `fallback` (ONNX Runtime FP32), saying how to
+    measure when the model has more than one CPU engine to choose from."""
+    from defectd.engines.cpu_choice import read_choice, resolved_threads
+
+    cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    threads = resolved_threads(config.threads)
+    recorded = read_choice(cache, card, threads, config.max_batch)
+    if recorded is not None:
+        return Choice(recorded.backend, "cpu", recorded.precision, recorded.reason)
+    if "int8" in card.files or openvino_available():
+        return replace(
+            fallback,
+            reason=f"{fallback.reason} FP32; `defectd build-engine --model "
+            f"{card.directory or 'DIR'}` measures INT8 and OpenVINO for this model and lets "
+            "auto take the fastest",
+        )
+    return fallback
+
+
 def check_int8(card: ModelCard, backend: str) -> None:
     """InvalidSetting unless the card's INT8 file passed its parity check on `backend`
     (`defectd quantize` records one per runtime)."""
@@ -300,6 +321,8 @@ def open_engine(
     if frames is not None:
         check_model_fits(card, frames)
     choice = choose_backend(config, platform or detect_platform())
+    if config.backend == "auto" and choice.device == "cpu" and config.precision is None:
+        choice = cpu_auto(card, config, choice)
     if choice.precision == "int8":
         check_int8(card, choice.backend)
     engine = _open(card, config, choice)

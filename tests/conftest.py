@@ -89,3 +89,22 @@ def tiny_model(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     out = tmp_path_factory.mktemp("tiny-model")
     export_model(tiny_run, out, "tiny", "0.0.1", "defectd export (test fixture)")
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_int8_model(
+    tiny_model: Path, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """`tiny_model` with an INT8 file accepted on ONNX Runtime by `defectd quantize` (a loose
+    tolerance: the tiny model is barely trained; what is tested is the mechanism)."""
+    pytest.importorskip("onnx", reason="quantization needs defectd[int8] (the onnx package)")
+    import shutil
+
+    from defectd.daemon.cli import main
+
+    model = Path(shutil.copytree(tiny_model, tmp_path_factory.mktemp("int8") / "model"))
+    assert main(["quantize", "--model", str(model), "--data", str(tiny_data),
+                 "--calibration", str(tiny_data), "--calibration-frames", "4",
+                 "--max-frames", "6", "--tolerance", "0.5", "--max-flips", "6",
+                 "--runtimes", "onnxruntime", "--threads", "1", "--no-progress"]) == 0  # fmt: skip
+    return model

@@ -1,4 +1,5 @@
-"""`defectd build-engine`: build and cache the TensorRT engine before deployment."""
+"""`defectd build-engine`: build and cache the TensorRT engine before deployment; on a machine
+without one, measure which CPU engine is fastest for the model (`engines.cpu_choice`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 from defectd.daemon.cli import CommandError
 
 if TYPE_CHECKING:
-    from defectd.engines.selection import TensorRTSettings
+    from defectd.engines.selection import Platform, TensorRTSettings
 
 # --model mode's defaults; --config takes these from the config's engine: section.
 DEFAULT_MAX_BATCH = 32
@@ -30,7 +31,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "minutes; progress is logged. Run it on the machine that will run the daemon. "
             "With --config FILE the model and every engine setting come from the daemon's "
             "config, and it exits 0 without building when engine.backend does not resolve to "
-            "TensorRT on this machine (the systemd unit's ExecStartPre)."
+            "TensorRT on this machine (the systemd unit's ExecStartPre). Without TensorRT "
+            "and a GPU, it times the CPU engines the model may use (ONNX Runtime FP32; INT8 and "
+            "OpenVINO where the model's INT8 file passed parity and OpenVINO is installed) and "
+            "records the fastest in the cache, which engine.backend auto then runs."
         ),
     )
     source = parser.add_mutually_exclusive_group(required=True)
@@ -61,6 +65,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=int,
         help=f"builder workspace limit (default {DEFAULT_WORKSPACE_MB})",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="CPU engines: threads to measure with, as engine.threads (default: all cores)",
+    )
     parser.add_argument("--force", action="store_true", help="rebuild even when cached")
     parser.set_defaults(handler=run)
 
@@ -72,6 +81,14 @@ def run(args: argparse.Namespace) -> int:
     from defectd.engines.selection import TensorRTSettings, default_cache_dir
     from defectd.engines.tensorrt_build import TensorRTError, import_cuda, import_tensorrt
 
+    if args.config is None and not _platform().tensorrt:
+        return _cpu(
+            args.model,
+            args.threads,
+            args.max_batch or CPU_MAX_BATCH,
+            args.cache_dir or default_cache_dir(),
+            args.force,
+        )
     if args.config is not None:
         resolved = _from_config(args)
         if not isinstance(resolved, tuple):
@@ -111,11 +128,17 @@ def _from_config(args: argparse.Namespace) -> tuple[Path, TensorRTSettings] | in
     here (said on stdout), 2 when the config cannot be used (problems on stderr)."""
     from defectd.daemon.config import ConfigError, load_config
     from defectd.daemon.logs import stream_is_journal
-    from defectd.engines.selection import TensorRTSettings, choose_backend, detect_platform
+    from defectd.engines.selection import (
+        TensorRTSettings,
+        choose_backend,
+        default_cache_dir,
+        detect_platform,
+    )
 
     given = [
         flag
         for flag, value in (
+            ("--threads", args.threads),
             ("--max-batch", args.max_batch),
             ("--opt-batch", args.opt_batch),
             ("--workspace-mb", args.workspace_mb),
@@ -136,11 +159,74 @@ def _from_config(args: argparse.Namespace) -> tuple[Path, TensorRTSettings] | in
             print(prefix + problem, file=sys.stderr)
         return 2
     # RuntimeError/ValueError (tensorrt asked for but missing, say) fail like the daemon would.
-    choice = choose_backend(config.engine, detect_platform())
+    here = detect_platform()
+    choice = choose_backend(config.engine, here)
     if choice.backend != "tensorrt":
         print(
             f"no TensorRT engine to build: {args.config} runs {choice.backend} on "
             f"{choice.device} here ({choice.reason})"
         )
+        engine = config.engine
+        if engine.backend == "auto" and choice.device == "cpu" and engine.precision is None:
+            cache = Path(engine.cache_dir) if engine.cache_dir else default_cache_dir()
+            return _cpu(
+                config.model.dir, engine.threads, engine.max_batch, cache, args.force, here.openvino
+            )
         return 0
     return config.model.dir, TensorRTSettings.of(config.engine)
+
+
+CPU_MAX_BATCH = 16  # engine.max_batch's default: what the daemon opens unless told otherwise
+
+
+def _platform() -> Platform:
+    from defectd.engines.selection import detect_platform
+
+    return detect_platform()
+
+
+def _cpu(
+    model: Path,
+    threads: int | None,
+    batch: int,
+    cache: Path,
+    force: bool,
+    openvino: bool | None = None,
+) -> int:
+    """Measure (or find) the fastest CPU engine for `model` and record it for ``auto``."""
+    from defectd.engines.backends.openvino_backend import openvino_available
+    from defectd.engines.cpu_choice import (
+        candidates,
+        measure_choice,
+        read_choice,
+        resolved_threads,
+        write_choice,
+    )
+    from defectd.engines.model_card import read_card
+
+    card = read_card(model)
+    card.verify()
+    count = resolved_threads(threads)
+    openvino = openvino_available() if openvino is None else openvino
+    usable, skipped = candidates(card, openvino)
+    for name, why in skipped.items():
+        print(f"not a candidate: {name}: {why}")
+    if len(usable) < 2:
+        print(f"CPU engine: {usable[0]}, the only one this model can use here: nothing to measure")
+        return 0
+    recorded = None if force else read_choice(cache, card, count, batch)
+    if recorded is None:
+        print(f"timing {', '.join(usable)} at batch {batch}, {count} threads …")
+        recorded = measure_choice(card, count, batch, openvino)
+        path = write_choice(cache, recorded)
+        state = "recorded"
+    else:
+        path, state = cache, "already recorded"
+    for name, fps in recorded.frames_per_s.items():
+        print(f"  {name:<18} {fps:8.1f} frames/s")
+    print(
+        f"CPU engine {state}: {recorded.backend} {recorded.precision} is the fastest "
+        f"({path}); engine.backend auto runs it with engine.max_batch {batch} and "
+        f"engine.threads {count}"
+    )
+    return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 
 pytest.importorskip("onnx", reason="quantization needs defectd[int8] (the onnx package)")
 
-from defectd.daemon.cli import main
 from defectd.engines.datasets import open_dataset
 from defectd.engines.errors import InvalidSetting
 from defectd.engines.inference import Predictor
@@ -23,17 +21,9 @@ from defectd.engines.scoring import mask_dice
 from defectd.engines.selection import EngineConfig, check_int8, open_engine
 
 
-@pytest.fixture(scope="module")
-def quantized(tiny_model: Path, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model with an INT8 file accepted on ONNX Runtime (a loose tolerance: the
-    tiny model is barely trained; what is tested is the mechanism)."""
-    model = Path(shutil.copytree(tiny_model, tmp_path_factory.mktemp("int8") / "model"))
-    assert main(["quantize", "--model", str(model), "--data", str(tiny_data),
-                 "--calibration", str(tiny_data), "--calibration-frames", "4",
-                 "--max-frames", "6", "--tolerance", "0.5", "--max-flips", "6",
-                 "--runtimes", "onnxruntime",
-                 "--threads", "1", "--no-progress"]) == 0  # fmt: skip
-    return model
+@pytest.fixture
+def quantized(tiny_int8_model: Path) -> Path:
+    return tiny_int8_model
 
 
 def test_an_accepted_int8_file_is_in_the_card_with_its_figures(quantized: Path) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tqdm import tqdm
+
 from defectd.daemon.commands.bench.record import add_common, positive, report
+from defectd.daemon.commands.output import refuse_unused
 from defectd.engines.engine import PRECISIONS
 from defectd.engines.selection import CHOICES
 
@@ -74,6 +77,25 @@ def register(suites: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "instead of synthetic strip frames",
     )
     parser.add_argument("--plot", type=Path, help="write a PNG of frames/s and p99 by batch")
+    parser.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="every CPU engine of each --models model in one run (ONNX Runtime and OpenVINO "
+        "FP32 and INT8, torch FP32), interleaved, with the machine's measured peak "
+        "(`bench peak`) and each engine's share of it",
+    )
+    parser.add_argument(
+        "--models",
+        type=lambda text: [Path(p) for p in text.split(",") if p],
+        metavar="DIR,DIR,...",
+        help="--side-by-side: the models (default: every bundled model)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="--side-by-side: interleaved rounds, each --seconds / rounds per case (default 3)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common(parser)
     parser.set_defaults(handler=run)
@@ -87,6 +109,12 @@ def run(args: argparse.Namespace) -> int:
 
     positive("--seconds", args.seconds)
     positive("--threads", args.threads)
+    if args.side_by_side:
+        return _side_by_side(args)
+    refuse_unused(
+        ("--models", args.models is not None, False, "without --side-by-side"),
+        ("--rounds", args.rounds != 3, False, "without --side-by-side"),
+    )
     result = run_engine_bench(
         args.model or default_model_dir(),
         backend=args.backend,
@@ -100,4 +128,37 @@ def run(args: argparse.Namespace) -> int:
         images=args.images,
     )
     report(args, [format_markdown(result)], {"engine": result.to_dict()})
+    return 0
+
+
+def _side_by_side(args: argparse.Namespace) -> int:
+    from defectd.engines.benchmarks import side_by_side
+    from defectd.engines.model_card import bundled_model_dir, bundled_models
+
+    refuse_unused(
+        ("--model", args.model is not None, False, "with --side-by-side: use --models"),
+        ("--backend", args.backend != "auto", False, "with --side-by-side (every CPU engine)"),
+        ("--precision", args.precision is not None, False, "with --side-by-side"),
+        ("--device", args.device not in (None, "cpu"), False, "with --side-by-side (CPU)"),
+    )
+    positive("--rounds", args.rounds)
+    models = args.models or [bundled_model_dir(name) for name in bundled_models()]
+    with tqdm(desc="bench side by side", unit="case", disable=args.no_progress) as bar:
+
+        def step(text: str) -> None:
+            bar.set_postfix_str(text[-60:])
+            bar.update()
+
+        result = side_by_side.run_side_by_side(
+            models,
+            batches=args.batch,
+            seconds=args.seconds,
+            rounds=args.rounds,
+            threads=args.threads or 2,
+            images=args.images,
+            progress=step,
+        )
+    if args.plot is not None:
+        side_by_side.plot(result, args.plot)
+    report(args, [side_by_side.format_markdown(result)], {"side_by_side": result.to_dict()})
     return 0
