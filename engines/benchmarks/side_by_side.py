@@ -77,9 +77,7 @@ class SideBySide:
     skipped: tuple[str, ...]  # "MODEL: ENGINE: why"
     notes: tuple[str, ...] = ()
 
-    def figure(
-        self, model: str, engine: tuple[str, str], batch: int
-    ) -> VariantFigure | None:
+    def figure(self, model: str, engine: tuple[str, str], batch: int) -> VariantFigure | None:
         for f in self.figures:
             if f.model == model and (f.backend, f.precision) == engine and f.batch == batch:
                 return f
@@ -145,9 +143,7 @@ def run_side_by_side(
         card = read_card(model_dir)
         model = f"{card.name} {card.version}"
         pool = (
-            synthetic_frames(card, 16, 31337)
-            if images is None
-            else image_frames(card, images, 16)
+            synthetic_frames(card, 16, 31337) if images is None else image_frames(card, images, 16)
         )
         gflops = _gflops(card, notes)
         engines: dict[tuple[str, str], Engine] = {}
