@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-defectd
 EXTRAS ?= dev,train,int8,openvino
 DEMO   ?= out/demo
 
-.PHONY: install demo model model-neu-seg model-magnetic-tile model-severstal-real test lint bench wheel-check clean
+.PHONY: install demo model model-neu-seg model-magnetic-tile model-severstal-real int8 bench-cpu test lint bench wheel-check clean
 
 # One install for everything: the package (editable) with its test and training extras.
 # torch is pinned in pyproject.toml so pip takes the local CPU wheel on CPU machines.
@@ -66,20 +66,25 @@ TYPECHECK := $(VENV)/typecheck
 # images; its official test set is kept apart): softmax head over 3 classes + background,
 # validation split of 15% with duplicates on one side. bf16 on CPUs with bfloat16
 # instructions (AVX512_BF16/AMX; use --precision fp32 elsewhere, about twice the time):
-# 64 epochs of 120 steps, ~30 s each on 2 cores; --resume continues an interrupted run.
+# 64 epochs of 120 steps, then a warm restart of 40 more at half the learning rate from the
+# best epoch; ~33 s each on 2 cores; --resume continues an interrupted run. Every class
+# weighs 1 in the loss (--class-weights none): every NEU image has a defect.
 NEU_SEG    ?= ../shared/neu-seg
 NEU_RUN    ?= runs/neu-seg-bf16
+NEU_FT     ?= runs/neu-seg-ft
+NEU_TRAIN   = --spec training/specs/neu-seg.yaml --crop 192x192 --batch-size 8 \
+	--steps-per-epoch 120 --val-split 0.15 --seed 1 --blackout 0 --defect-crop 0 \
+	--class-weights none --precision bf16 --workers 1 --device cpu --no-progress --resume
 model-neu-seg: install
 	$(BIN)/defectd dataset check $(NEU_SEG) --spec training/specs/neu-seg.yaml --no-progress
-	$(BIN)/defectd train --data $(NEU_SEG) --spec training/specs/neu-seg.yaml --out $(NEU_RUN) \
-		--encoder resnet18 --encoder-width 0.5 --decoder-channels 128 --crop 192x192 \
-		--batch-size 8 --epochs 64 --steps-per-epoch 120 --val-split 0.15 --lr 2e-3 --seed 1 \
-		--blackout 0 --defect-crop 0 --precision bf16 --workers 1 --device cpu --no-progress \
-		--resume
-	$(BIN)/defectd export --checkpoint $(NEU_RUN) --out models/neu-seg --force \
+	$(BIN)/defectd train --data $(NEU_SEG) --out $(NEU_RUN) $(NEU_TRAIN) \
+		--encoder resnet18 --encoder-width 0.5 --decoder-channels 128 --epochs 64 --lr 2e-3
+	$(BIN)/defectd train --data $(NEU_SEG) --out $(NEU_FT) $(NEU_TRAIN) \
+		--init-from $(NEU_RUN) --epochs 40 --lr 1e-3
+	$(BIN)/defectd export --checkpoint $(NEU_FT) --out models/neu-seg --force \
 		--name defectd-neu-seg --version 0.1.0
 	$(BIN)/defectd evaluate --model models/neu-seg --data $(NEU_SEG) \
-		--spec training/specs/neu-seg.yaml --split $(NEU_RUN)/split.json --no-progress \
+		--spec training/specs/neu-seg.yaml --split models/neu-seg/validation.txt --no-progress \
 		--confusion models/neu-seg/confusion.png --json models/neu-seg/evaluation.json
 	$(BIN)/defectd bench engine --model models/neu-seg --backend onnxruntime --batch 1,4 \
 		--seconds 5 --threads 2
@@ -104,6 +109,30 @@ model-magnetic-tile: install
 		--confusion models/magnetic-tile/confusion.png --json models/magnetic-tile/evaluation.json
 	$(BIN)/defectd bench engine --model models/magnetic-tile --backend onnxruntime --batch 1,4 \
 		--seconds 5 --threads 2
+
+# INT8 files for the bundled models (docs/engines.md, "INT8"): calibrated on each model's own
+# training frames, kept only where they pass parity with FP32 on its evaluation frames.
+# NEU-Seg needs percentile ranges (MinMax changed the classes of 2 of its 546 frames); the
+# magnetic-tile model fails parity either way (measured 2026-12-01) and stays FP32.
+int8: install
+	test -d $(MODEL_DATA)/synth-train-1001 || $(BIN)/defectd synth --out $(MODEL_DATA)/synth-train-1001 --count 1500 --seed 1001
+	test -d $(MODEL_DATA)/synth-tune-2002 || $(BIN)/defectd synth --out $(MODEL_DATA)/synth-tune-2002 --count 300 --seed 2002
+	$(BIN)/defectd quantize --model models/default --data $(MODEL_DATA)/synth-tune-2002 \
+		--calibration $(MODEL_DATA)/synth-train-1001 --threads 2 --no-progress
+	$(BIN)/defectd quantize --model models/neu-seg --data $(NEU_SEG) \
+		--spec training/specs/neu-seg.yaml --split models/neu-seg/validation.txt \
+		--method percentile --calibration-frames 256 --threads 2 --no-progress
+	$(BIN)/defectd quantize --model models/magnetic-tile --data $(MAGNETIC) \
+		--split models/magnetic-tile/validation.txt --threads 2 --no-progress || \
+		echo 'magnetic tile: INT8 refused (see docs/benchmarks.md); FP32 only'
+
+# Every CPU engine of every bundled model side by side, with the machine's measured peak
+# (docs/benchmarks.md, "CPU engines side by side"). About 10 minutes on 2 cores.
+bench-cpu: install
+	mkdir -p out/bench
+	$(BIN)/defectd bench peak --threads 2 --json out/bench/peak.json
+	$(BIN)/defectd bench engine --side-by-side --batch 1,8 --seconds 6 --rounds 3 --threads 2 \
+		--plot docs/img/cpu-engines.png --json out/bench/cpu-engines.json --no-progress
 
 # The bundled Severstal model made useful on real frames (../shared/severstal-real: 20 real
 # frames), measured by 4-fold cross-validation: fine-tune models/default on synthetic frames

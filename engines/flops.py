@@ -1,7 +1,9 @@
 """FLOPs per frame of an ONNX model, counted from its graph (for TFLOP/s in `bench engine`).
 
 The batch axis is fixed to 1 and ONNX shape inference (with data propagation, so the
-decoder's Resize sizes resolve) gives every tensor's shape. Counted as 2 FLOPs per
+decoder's Resize sizes resolve) gives every tensor's shape; where it cannot (shapes computed
+in the graph, as the in-graph padding of models of other input sizes), ONNX Runtime's symbolic
+shape inference does. Counted as 2 FLOPs per
 multiply-accumulate (MAC):
 
 - Conv: output elements × (Cin / groups) × kH × kW, read from the weight's shape
@@ -94,6 +96,10 @@ def count_model_flops(model: Any) -> FlopCount:
         batch_dim.Clear()
         batch_dim.dim_value = frames = 1
     inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
+    if _unresolved(inferred, onnx):
+        # Shapes computed in the graph (the padding of models of other sizes to the network's
+        # stride) defeat ONNX's inference; ONNX Runtime's symbolic inference folds them.
+        inferred = _symbolic(fixed) or inferred
     shapes = _shapes(inferred.graph)
     by_op: dict[str, float] = defaultdict(float)
     unresolved: list[str] = []
@@ -108,6 +114,25 @@ def count_model_flops(model: Any) -> FlopCount:
     matrix = sum(v for k, v in by_op.items() if k in MATRIX_OPS)
     other = sum(v for k, v in by_op.items() if k not in MATRIX_OPS)
     return FlopCount(matrix, other, dict(by_op), tuple(unresolved))
+
+
+def _unresolved(model: Any, onnx: Any) -> bool:
+    shapes = _shapes(model.graph)
+    return any(
+        node.op_type in MATRIX_OPS
+        and _node_flops(node, shapes, onnx.helper.get_attribute_value) is None
+        for node in model.graph.node
+    )
+
+
+def _symbolic(model: Any) -> Any | None:
+    """`model` with ONNX Runtime's symbolic shape inference, or None when it fails."""
+    try:
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+        return SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    except Exception:  # an inference that gives up leaves the first, partial answer
+        return None
 
 
 def _shapes(graph: Any) -> dict[str, tuple[int, ...] | None]:

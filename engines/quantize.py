@@ -95,14 +95,32 @@ class _Reader:
         return None if frame is None else {self._input: frame[None, None]}
 
 
+BACKBONE = ("/model/encoder/", "/model/decoder/")  # node names of defectd's exported graphs
+
+
+def float_nodes(path: Path) -> list[str]:
+    """The nodes left in float by `heads_float`: all but the encoder's and decoder's — the
+    segmentation and presence heads, the in-graph normalisation and the outputs, where a
+    probability near a threshold would otherwise move with the INT8 rounding. Empty for a
+    graph without defectd's node names (then everything is quantized)."""
+    import onnx
+
+    names = [node.name for node in onnx.load(str(path)).graph.node]
+    if not any(name.startswith(BACKBONE) for name in names):
+        return []
+    return [name for name in names if not name.startswith(BACKBONE)]
+
+
 def quantize_onnx(
     fp32: Path,
     out: Path,
     frames: Sequence[npt.NDArray[np.uint8]],
     method: str = "minmax",
+    heads_float: bool = False,
 ) -> Path:
     """Write the INT8 QDQ graph of the FP32 ONNX file `fp32` to `out`, calibrated on `frames`
-    (H×W uint8, the model's input size)."""
+    (H×W uint8, the model's input size); with `heads_float` only the encoder and decoder are
+    quantized (`float_nodes`)."""
     if method not in METHODS:
         raise InvalidSetting(f"calibration method {method!r}: use one of {', '.join(METHODS)}")
     try:
@@ -130,6 +148,7 @@ def quantize_onnx(
         # Shape inference and graph fusions first (ONNX Runtime's advice for static QDQ).
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(fp32), str(prepared))
+        excluded = float_nodes(prepared) if heads_float else []
         quantize_static(
             str(prepared),
             str(out),
@@ -139,6 +158,7 @@ def quantize_onnx(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=calibrate,
+            nodes_to_exclude=excluded,
         )
     log.info("quantized %s → %s on %d frames (%s)", fp32, out, len(frames), method)
     return out

@@ -62,7 +62,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--calibration-frames", type=int, default=64, help="engine-sized frames (default 64)"
     )
-    parser.add_argument("--method", default="minmax", choices=METHODS, help="range estimator")
+    parser.add_argument(
+        "--method",
+        default="minmax",
+        choices=METHODS,
+        help="activation range estimator (default minmax); percentile and entropy keep every "
+        "calibration frame's activations in memory (about 6 GB for 32 frames of 1600×256)",
+    )
+    parser.add_argument(
+        "--float-heads",
+        action="store_true",
+        help="quantize the encoder and decoder only: the segmentation and presence heads stay "
+        "FP32 (a few %% slower; try it when parity fails near thresholds)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="which calibration images")
     parser.add_argument(
         "--max-frames", type=int, help="judge parity on at most this many --data images"
@@ -177,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     )
     directory = args.model
     candidate = directory / CANDIDATE
-    quantize_onnx(card.onnx_path("fp32"), candidate, frames, args.method)
+    quantize_onnx(card.onnx_path("fp32"), candidate, frames, args.method, args.float_heads)
     reports: dict[str, ParityReport] = {}
     try:
         for runtime in runtimes:
@@ -206,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
         "frames": len(frames),
         "method": args.method,
         "seed": args.seed,
+        "float_heads": args.float_heads,
     }
     summary: dict[str, Any] = {
         "calibration": calibration,

@@ -267,7 +267,10 @@ def plot(result: SideBySide, path: Path) -> Path:
                     va="bottom",
                     fontsize=8,
                 )
-        ax.set_xticks(range(len(shown)), [f.engine.replace(" ", "\n") for f in shown])
+        short = {"onnxruntime": "ONNX RT", "openvino": "OpenVINO", "torch": "torch"}
+        ax.set_xticks(
+            range(len(shown)), [f"{short.get(f.backend, f.backend)}\n{f.precision}" for f in shown]
+        )
         ax.set(title=model, ylabel=f"frames/s at batch {batch}")
         ax.grid(axis="y", alpha=0.3)
     figure.suptitle(

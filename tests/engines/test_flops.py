@@ -109,3 +109,25 @@ def test_missing_onnx_names_the_install(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
     with pytest.raises(OnnxNotInstalled, match="pip install onnx"):
         count_flops(tmp_path / "model.onnx")
+
+
+def test_padding_computed_in_the_graph_is_resolved() -> None:
+    """A 30×30 input padded up to 32×32 by pads computed from its shape (as export does for
+    models whose input is not a multiple of the stride), then a 3×3 conv 1 → 8."""
+    ints = lambda name, values: numpy_helper.from_array(np.asarray(values, np.int64), name)  # noqa: E731
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Slice", ["shape", "two", "four"], ["hw"]),
+        helper.make_node("Sub", ["target", "hw"], ["missing"]),
+        helper.make_node("Concat", ["zeros4", "missing"], ["pads"], axis=0),
+        helper.make_node("Pad", ["x", "pads"], ["padded"]),
+        helper.make_node("Conv", ["padded", "w"], ["y"], pads=[1, 1, 1, 1]),
+    ]
+    weights = [
+        ints("two", [2]), ints("four", [4]), ints("target", [32, 32]),
+        ints("zeros4", [0, 0, 0, 0, 0, 0]), _weight("w", 8, 1, 3, 3),
+    ]  # fmt: skip
+    model = _model(nodes, weights, ["N", 1, 30, 30], "y")
+    count = count_model_flops(model)
+    assert count.unresolved == ()
+    assert count.gflops == pytest.approx(2 * 32 * 32 * 8 * 9 / 1e9)
