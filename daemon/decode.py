@@ -44,11 +44,11 @@ def decode_frame(
 ) -> UInt8Array:
     """The frame as a uint8 H×W grey array; `Rejected` when it cannot be used.
 
-    `expected` is the model's (height, width). For ``mono8`` the array is a view on `payload`,
-    not a copy: copy it before the payload's buffer is reused. Reasons: ``too_large`` (header
-    pixel count over `max_pixels`), ``wrong_frame_size`` (the camera's frame size is not the
-    model's), ``size_mismatch`` (payload or picture size disagrees with the header),
-    ``undecodable``.
+    `expected` is the cameras' configured (height, width). For ``mono8`` the array is a view
+    on `payload`, not a copy: copy it before the payload's buffer is reused. Reasons:
+    ``too_large`` (header pixel count over `max_pixels`), ``wrong_frame_size`` (the camera's
+    frame size is not the configured one), ``size_mismatch`` (payload or picture size
+    disagrees with the header), ``undecodable``.
     """
     camera = header.camera_id
     if header.pixels > max_pixels:
@@ -62,9 +62,9 @@ def decode_frame(
     if (header.height, header.width) != (height, width):
         raise Rejected(
             "wrong_frame_size",
-            f"camera sends {header.width}×{header.height}, model takes {width}×{height}: "
-            f"set the camera to {width}×{height}, or deploy a model trained for "
-            f"{header.width}×{header.height}",
+            f"camera sends {header.width}×{header.height}, the config says {width}×{height}: "
+            f"set the camera to {width}×{height}, or its width and height in the config to "
+            f"{header.width}×{header.height} (any size is tiled into the model's input)",
             camera,
         )
     data = payload if isinstance(payload, memoryview) else memoryview(payload)

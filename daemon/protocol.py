@@ -31,7 +31,7 @@ REJECT_REASONS = (
     "size_mismatch",  # payload or picture size disagrees with the header
     "too_large",  # payload or pixel count over the configured limit
     "undecodable",  # jpeg/png payload that does not decode
-    "wrong_frame_size",  # frame size differs from what the model takes
+    "wrong_frame_size",  # frame size differs from the camera's configured width and height
 )
 ENCODINGS = ("mono8", "bgr8", "jpeg", "png")
 RAW_CHANNELS = {"mono8": 1, "bgr8": 3}  # bytes per pixel of the raw encodings

@@ -18,12 +18,10 @@ from defectd.engines.errors import InvalidSetting
 from defectd.engines.labels import LabelTable
 from defectd.engines.postprocess import FrameDefects, PostprocessConfig, postprocess
 from defectd.engines.severstal import read_any, read_grey
+from defectd.engines.tiled_engine import DEFAULT_OVERLAP
 from defectd.engines.tiler import TileGrid, cut, frame_maximum, plan_tiles, stitch
 
 Image = npt.NDArray[np.uint8]
-
-
-DEFAULT_OVERLAP = 32  # px shared by neighbouring tiles of a frame larger than the engine's input
 
 
 @dataclass(frozen=True)

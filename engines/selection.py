@@ -234,14 +234,10 @@ class FrameFormat:
 
 
 def check_model_fits(card: ModelCard, frames: FrameFormat) -> None:
-    """ValueError saying what the model expects when it cannot take these frames."""
+    """ValueError saying what the model expects when it cannot take these frames. Frames of
+    another size than the model's input are fine: they are cut into tiles of the input's size
+    (padded where smaller; `engines.tiled_engine`)."""
     spec = card.input
-    if (frames.height, frames.width) != spec.shape:
-        raise InvalidSetting(
-            f"model {card.name} {card.version} takes {spec.width}×{spec.height} frames, "
-            f"the cameras are configured for {frames.width}×{frames.height}: use a model "
-            "trained for that frame size, or fix the camera width/height in the config"
-        )
     if frames.channels != spec.channels:
         raise InvalidSetting(
             f"model {card.name} {card.version} takes {spec.channels}-channel frames, the "
@@ -269,8 +265,8 @@ def cpu_auto(card: ModelCard, config: EngineConfig, fallback: Choice) -> Choice:
         return replace(
             fallback,
             reason=f"{fallback.reason} FP32; `defectd build-engine --model "
-            f"{card.directory or 'DIR'}` measures INT8 and OpenVINO for this model and lets "
-            "auto take the fastest",
+            f"{card.directory or 'DIR'} --cpu` measures INT8 and OpenVINO for this model and "
+            "lets auto take the fastest",
         )
     return fallback
 

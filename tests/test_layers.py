@@ -2,7 +2,7 @@
 
     runtime  ←  clients, tools          (defectd.daemon: what `defectd run` loads)
     engines  ←  training                (engines never imports daemon or training)
-    training ←  its commands only       (train, export, tune)
+    training ←  its commands only       (train, export, tune, crossval)
     torch    ←  training, the torch backend, and guarded probes in the benchmarks
 
 Every `import` in the package is read from the source (function-level and TYPE_CHECKING
@@ -27,7 +27,7 @@ TOOLS = "defectd.daemon.tools"
 COMMANDS = "defectd.daemon.commands"
 CLI = "defectd.daemon.cli"
 TRAINING = "defectd.training"
-TRAINING_COMMANDS = {f"{COMMANDS}.train", f"{COMMANDS}.export", f"{COMMANDS}.tune"}
+TRAINING_COMMANDS = {f"{COMMANDS}.{name}" for name in ("train", "export", "tune", "crossval")}
 TORCH_USERS = ("defectd.training", "defectd.engines.backends.torch_backend")
 TORCH_PROBES = ("defectd.engines.benchmarks",)  # optional, inside try/except ImportError
 

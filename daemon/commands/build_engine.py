@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from defectd.daemon.cli import CommandError
 
 if TYPE_CHECKING:
-    from defectd.engines.selection import Platform, TensorRTSettings
+    from defectd.engines.selection import TensorRTSettings
 
 # --model mode's defaults; --config takes these from the config's engine: section.
 DEFAULT_MAX_BATCH = 32
@@ -31,10 +31,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "minutes; progress is logged. Run it on the machine that will run the daemon. "
             "With --config FILE the model and every engine setting come from the daemon's "
             "config, and it exits 0 without building when engine.backend does not resolve to "
-            "TensorRT on this machine (the systemd unit's ExecStartPre). Without TensorRT "
-            "and a GPU, it times the CPU engines the model may use (ONNX Runtime FP32; INT8 and "
-            "OpenVINO where the model's INT8 file passed parity and OpenVINO is installed) and "
-            "records the fastest in the cache, which engine.backend auto then runs."
+            "TensorRT on this machine (the systemd unit's ExecStartPre); when it resolves to "
+            "backend auto on the CPU, or with --model DIR --cpu, it times the CPU engines the "
+            "model may use (ONNX Runtime FP32; INT8 and OpenVINO where the model's INT8 file "
+            "passed parity and OpenVINO is installed) and records the fastest in the cache, "
+            "which engine.backend auto then runs."
         ),
     )
     source = parser.add_mutually_exclusive_group(required=True)
@@ -70,6 +71,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=int,
         help="CPU engines: threads to measure with, as engine.threads (default: all cores)",
     )
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="with --model: time the CPU engines the model may use (ONNX Runtime FP32, INT8 "
+        "and OpenVINO where they passed parity) and record the fastest for engine.backend auto",
+    )
     parser.add_argument("--force", action="store_true", help="rebuild even when cached")
     parser.set_defaults(handler=run)
 
@@ -81,7 +88,12 @@ def run(args: argparse.Namespace) -> int:
     from defectd.engines.selection import TensorRTSettings, default_cache_dir
     from defectd.engines.tensorrt_build import TensorRTError, import_cuda, import_tensorrt
 
-    if args.config is None and not _platform().tensorrt:
+    if args.cpu:
+        if args.config is not None:
+            raise CommandError(
+                "--cpu with --config: the config's engine: section decides; the CPU engines "
+                "are measured when it resolves to backend auto on the CPU"
+            )
         return _cpu(
             args.model,
             args.threads,
@@ -117,7 +129,10 @@ def run(args: argparse.Namespace) -> int:
             force=args.force,
         )
     except TensorRTError as exc:
-        raise CommandError(str(exc)) from exc
+        raise CommandError(
+            f"{exc}; on a machine without a GPU, `defectd build-engine --model {model} --cpu` "
+            "measures the CPU engines for engine.backend auto instead"
+        ) from exc
     state = "built engine" if built else "cached engine already valid"
     print(f"{state}: {path}\nkey {key.digest()[:16]}: {key.describe()}")
     return 0
@@ -177,12 +192,6 @@ def _from_config(args: argparse.Namespace) -> tuple[Path, TensorRTSettings] | in
 
 
 CPU_MAX_BATCH = 16  # engine.max_batch's default: what the daemon opens unless told otherwise
-
-
-def _platform() -> Platform:
-    from defectd.engines.selection import detect_platform
-
-    return detect_platform()
 
 
 def _cpu(

@@ -1,5 +1,5 @@
 """`defectd crossval`: score a recipe on a few real frames by cross-validation, with each
-fold's thresholds tuned on the other folds (`engines.crossfit`), beside predicting nothing."""
+fold's thresholds tuned on the other folds (`training.crossfit`), beside predicting nothing."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 
 from defectd.daemon.cli import CommandError
 from defectd.daemon.commands.output import add_json_option, emit_json, to_stdout
-from defectd.engines.crossfit import FoldOutput, crossfit
 from defectd.engines.datasets.folds import read_folds
 from defectd.engines.errors import InvalidInput
 from defectd.engines.inference import batches
@@ -19,6 +18,7 @@ from defectd.engines.rle import encode
 from defectd.engines.scoring import ScoreReport, score
 from defectd.engines.selection import CHOICES, EngineConfig, open_engine
 from defectd.engines.severstal import SeverstalDataset
+from defectd.training.crossfit import FoldOutput, crossfit
 from defectd.training.tune import ClassResult
 
 FOLD_FIELD = "{fold}"

@@ -45,6 +45,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     source.add_argument("--seed", type=int, default=0, help="synthetic line seed (default 0)")
     source.add_argument(
+        "--width", type=int, default=1600, help="synthetic frame width (default 1600)"
+    )
+    source.add_argument(
+        "--height", type=int, default=256, help="synthetic frame height (default 256)"
+    )
+    source.add_argument(
         "--encoding",
         choices=ENCODINGS,
         help="payload encoding (default: mono8 for synth; for a folder, the files as read)",
@@ -186,6 +192,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     return SimulatorConfig(
         source=args.source,
         seed=args.seed,
+        width=args.width,
+        height=args.height,
         cameras=cameras,
         fps=args.fps,
         frames=args.frames,

@@ -94,6 +94,9 @@ class BatchingSettings:
 
     max_wait_ms: float = field(default=20.0, metadata=_bounds(0))
     policy: str = field(default="drop_oldest", metadata=_choices(POLICIES))
+    # Frames of another size than the model's input are cut into tiles sharing at least this
+    # many px (engines.tiled_engine.DEFAULT_OVERLAP says why 0 is the default).
+    tile_overlap: int = field(default=0, metadata=_bounds(0))
 
 
 @dataclass(frozen=True, kw_only=True)

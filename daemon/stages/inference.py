@@ -6,6 +6,12 @@ it to BATCHED. Because nothing waits in a queue between receivers and this proce
 restarted inference process finds every waiting frame where it was; receivers ring a ZeroMQ
 doorbell after each commit so an idle engine wakes at once.
 
+Frames of another size than the model's input (the cameras' one frame size) are cut into the
+engine's tiles, the tiles of several frames pooled into engine batches and each frame's
+probabilities stitched back (`engines.tiled_engine`): a batch of the batcher then holds as
+many whole frames as their tiles fit in ``engine.max_batch`` (at least one), and everything
+after the engine sees frames in their own pixels.
+
 After `infer`, the GPU's small per-class outputs decide each frame's path (the "clean-frame
 fast path"): a frame whose every class is under its presence gate or whose peak is under the
 pixel threshold has no defect by construction, so its slot is released here and only its
@@ -37,6 +43,7 @@ from defectd.daemon.stages.common import Reporter, StageSpec, bind_ipc, start_st
 from defectd.engines.engine import Engine, EngineOutput
 from defectd.engines.postprocess import PostprocessConfig
 from defectd.engines.selection import open_engine
+from defectd.engines.tiled_engine import TiledFrames, TilePlan, plan_frames
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +94,8 @@ class Inference:
         workers: list[zmq.Socket[bytes]],
         reporter: Reporter,
         metrics: Metrics,
+        plan: TilePlan | None = None,
+        fill: int = 0,
     ) -> None:
         self._engine = engine
         self._pool = pool
@@ -96,7 +105,10 @@ class Inference:
         self._metrics = metrics
         spec = pool.spec
         self._shape = (spec.height, spec.width)
-        self._buffer = np.empty((engine.info.max_batch, spec.height, spec.width), np.uint8)
+        self.plan = plan or plan_frames(self._shape, engine.input.shape, engine.info.max_batch)
+        self._frames = TiledFrames(engine, self.plan, fill)
+        size = self.plan.frames_per_call
+        self._buffer = np.empty((size, spec.height, spec.width), np.uint8)
 
     def run_batch(self, batch: list[SlotRef]) -> None:
         """Infer the frames of `batch` still held (others were dropped meanwhile)."""
@@ -110,7 +122,7 @@ class Inference:
             notes.append(self._pool.note(ref) or b"")
         started = time.perf_counter()
         try:
-            output = self._engine.infer(self._buffer[:count])
+            output = self._frames.infer(self._buffer[:count])
         except Exception:
             log.exception("engine failed on a batch of %d frames; dropping them", count)
             for ref in claimed:
@@ -186,14 +198,36 @@ def run_inference(spec: StageSpec) -> None:
         socket.setsockopt(zmq.LINGER, 2000)
         socket.connect(spec.paths.worker(index))
         workers.append(socket)
-    thresholds = check_model(config, verify=False).thresholds
+    model = check_model(config, verify=False)
+    thresholds = model.thresholds
     engine = open_engine(config.model.dir, config.engine, config.frame_format)
+    frames = config.frame_format
+    plan = plan_frames(
+        (frames.height, frames.width),
+        engine.input.shape,
+        engine.info.max_batch,
+        config.batching.tile_overlap,
+    )
+    fill = round(float(model.card.normalisation.get("mean", 0.0)) * 255.0)
+    if not plan.whole:
+        log.info(
+            "frames %d×%d are cut into %d tiles of the model's %d×%d (overlap %d px); %d "
+            "frame(s) per engine batch of up to %d tiles",
+            frames.width,
+            frames.height,
+            plan.tiles,
+            engine.input.width,
+            engine.input.height,
+            config.batching.tile_overlap,
+            plan.frames_per_call,
+            engine.info.max_batch,
+        )
     try:
         metrics.engine_loaded(engine.info, _runtime_version(engine.info.backend))
         reporter.ready(engine.info)
         log.info("inference ready: %s", engine.info.describe())
-        stage = Inference(engine, pool, thresholds, workers, reporter, metrics)
-        batcher: Batcher[SlotRef] = Batcher(engine.info.max_batch, config.batching.max_wait_ms)
+        stage = Inference(engine, pool, thresholds, workers, reporter, metrics, plan, fill)
+        batcher: Batcher[SlotRef] = Batcher(plan.frames_per_call, config.batching.max_wait_ms)
         seen = 0  # newest commit ticket handed to the batcher
         while not stop.requested:
             deadline = batcher.next_deadline()

@@ -105,7 +105,7 @@ def test_jpeg_with_trailing_padding() -> None:
 def test_wrong_frame_size_names_both_sizes() -> None:
     small = np.zeros((H, W // 2), np.uint8)
     text = reason("mono8", small.tobytes(), width=W // 2)
-    assert text.startswith("wrong_frame_size: camera sends 20×24, model takes 40×24")
+    assert text.startswith("wrong_frame_size: camera sends 20×24, the config says 40×24")
 
 
 def test_too_large_before_decoding() -> None:

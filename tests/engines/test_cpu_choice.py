@@ -39,7 +39,7 @@ def test_without_a_record_auto_runs_fp32_and_says_how_to_measure(
     config = EngineConfig(threads=1, max_batch=1, cache_dir=str(tmp_path), warmup=False)
     with caplog.at_level(logging.INFO), open_engine(tiny_int8_model, config) as engine:
         assert (engine.info.backend, engine.info.precision) == ("onnxruntime", "fp32")
-    assert "defectd build-engine --model" in caplog.text
+    assert "defectd build-engine --model" in caplog.text and "--cpu" in caplog.text
 
 
 def test_build_engine_records_the_choice_once(
@@ -54,8 +54,8 @@ def test_build_engine_records_the_choice_once(
     monkeypatch.setattr(  # a short timing: the choice itself is tested above
         cpu_choice, "measure_choice", lambda *a, **k: real(*a, **k, seconds=0.3, rounds=1)
     )
-    args = ["build-engine", "--model", str(tiny_int8_model), "--cache-dir", str(tmp_path),
-            "--threads", "1", "--max-batch", "1"]  # fmt: skip
+    args = ["build-engine", "--model", str(tiny_int8_model), "--cpu", "--cache-dir",
+            str(tmp_path), "--threads", "1", "--max-batch", "1"]  # fmt: skip
     assert main(args) == 0
     first = capsys.readouterr().out
     assert "CPU engine recorded: onnxruntime" in first and "frames/s" in first
@@ -72,7 +72,7 @@ def test_a_model_with_one_cpu_engine_has_nothing_to_measure(
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setattr(openvino_backend, "openvino_available", lambda: False)
     try:
-        assert main(["build-engine", "--model", str(tiny_model), "--cache-dir",
+        assert main(["build-engine", "--model", str(tiny_model), "--cpu", "--cache-dir",
                      str(tmp_path)]) == 0  # fmt: skip
     finally:
         monkeypatch.undo()

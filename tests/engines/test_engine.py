@@ -64,7 +64,7 @@ class _Zeros(Engine):
 def test_info_is_validated() -> None:
     spec = InputSpec(height=4, width=4)
     assert _Zeros(EngineInfo("null", "cpu", "fp32", 1, "m", ("a",)), spec).name == "null:fp32"
-    with pytest.raises(ValueError, match="unknown precision 'int8'"):
-        _Zeros(EngineInfo("null", "cpu", "int8", 1, "m", ("a",)), spec)
-    with pytest.raises(ValueError, match="unknown backend 'openvino'"):
-        _Zeros(EngineInfo("openvino", "cpu", "fp32", 1, "m", ("a",)), spec)
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        _Zeros(EngineInfo("null", "cpu", "fp8", 1, "m", ("a",)), spec)
+    with pytest.raises(ValueError, match="unknown backend 'tvm'"):
+        _Zeros(EngineInfo("tvm", "cpu", "fp32", 1, "m", ("a",)), spec)

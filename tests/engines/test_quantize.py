@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("onnx", reason="quantization needs defectd[int8] (the onnx package)")
 
+from defectd.daemon.cli import main
 from defectd.engines.datasets import open_dataset
 from defectd.engines.errors import InvalidSetting
 from defectd.engines.inference import Predictor
@@ -128,3 +129,22 @@ def test_parity_failures_name_the_class_and_both_figures() -> None:
         "fp32): -0.0100, beyond ±0.005",
     ]
     assert json.loads(json.dumps(report.to_dict()))["passed"] is False
+
+
+def test_a_file_that_fails_parity_is_refused_and_the_card_left_alone(
+    tiny_model: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    model = Path(shutil.copytree(tiny_model, tmp_path / "model"))
+    before = (model / "model_card.json").read_bytes()
+    # No tolerance at all: the INT8 graph's masks differ from FP32's by some pixels.
+    assert main(["quantize", "--model", str(model), "--data", str(tiny_data),
+                 "--calibration", str(tiny_data), "--calibration-frames", "2",
+                 "--max-frames", "6", "--tolerance", "0", "--runtimes", "onnxruntime",
+                 "--threads", "1", "--no-progress"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "INT8 file refused, the card is unchanged: onnxruntime:" in err
+    assert "class " in err and "beyond ±0.0" in err
+    assert (model / "model_card.json").read_bytes() == before
+    assert not list(model.glob("model.int8*.onnx"))

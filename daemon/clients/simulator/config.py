@@ -60,6 +60,8 @@ class SimulatorConfig:
 
     source: str = SYNTH  # "synth", or a folder of images / a Severstal-layout folder
     seed: int = 0  # synthetic line seed
+    width: int = 1600  # synthetic frames' size (a folder's images keep theirs)
+    height: int = 256
     cameras: tuple[str, ...] = ("cam0",)
     fps: float = 10.0  # per camera; 0: as fast as possible
     frames: int | None = None  # per camera; None: no limit
@@ -96,6 +98,14 @@ class SimulatorConfig:
     def __post_init__(self) -> None:
         if not self.cameras:
             raise InvalidSetting("give at least one camera id")
+        if not (64 <= self.width <= 16384 and 64 <= self.height <= 16384):
+            raise InvalidSetting(
+                f"synthetic frames are 64…16384 px each way, got {self.width}×{self.height}"
+            )
+        if self.source != SYNTH and (self.width, self.height) != (1600, 256):
+            raise InvalidSetting(
+                "--width/--height size synthetic frames; a folder's images keep their own size"
+            )
         for camera in self.cameras:
             check_segment(camera, "camera id")
         repeated = sorted({c for c in self.cameras if self.cameras.count(c) > 1})

@@ -23,7 +23,7 @@ from defectd.engines.errors import InvalidInput, InvalidSetting
 from defectd.engines.labels import LabelTable, read_labels
 from defectd.engines.rle import encode as rle_encode
 from defectd.engines.severstal import list_images
-from defectd.engines.synth import SyntheticLine
+from defectd.engines.synth import SynthConfig, SyntheticLine
 from defectd.engines.synth.stats import NUM_CLASSES
 
 _FILE_ENCODINGS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png"}
@@ -78,8 +78,14 @@ class SynthSource:
 
     has_truth = True
 
-    def __init__(self, seed: int, encoding: str = "mono8", jpeg_quality: int = 95) -> None:
-        self.line = SyntheticLine(seed)
+    def __init__(
+        self,
+        seed: int,
+        encoding: str = "mono8",
+        jpeg_quality: int = 95,
+        shape: tuple[int, int] = (256, 1600),
+    ) -> None:
+        self.line = SyntheticLine(seed, SynthConfig(height=shape[0], width=shape[1]))
         self.encoding = encoding
         self.jpeg_quality = jpeg_quality
 
@@ -91,7 +97,8 @@ class SynthSource:
         return Picture(payload, self.encoding, width, height, truth, frame.image_id)
 
     def describe(self) -> str:
-        return f"synthetic line seed {self.line.seed}"
+        config = self.line.config
+        return f"synthetic line seed {self.line.seed}, {config.width}×{config.height}"
 
 
 class FolderSource:
@@ -182,7 +189,12 @@ def open_source(config: SimulatorConfig) -> FrameSource:
     """The `FrameSource` that `config.source` names."""
     source: FrameSource
     if config.source == SYNTH:
-        source = SynthSource(config.seed, config.encoding or "mono8", config.jpeg_quality)
+        source = SynthSource(
+            config.seed,
+            config.encoding or "mono8",
+            config.jpeg_quality,
+            (config.height, config.width),
+        )
     else:
         folder = Path(config.source)
         if not folder.is_dir():

@@ -70,11 +70,12 @@ def test_check_model_problems(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError) as caught:
         check_model(small, verify=False)
-    assert [p.split(": ")[1] for p in caught.value.problems] == [
-        "cameras",
-        "model.thresholds.scratch",
-    ]
-    assert "takes 1600×256 frames, the cameras are configured for 800×256" in str(caught.value)
+    # A camera of another size than the model is fine (its frames are tiled); a typo is not.
+    assert [p.split(": ")[1] for p in caught.value.problems] == ["model.thresholds.scratch"]
+    wide = parse(config(cameras=[camera(width=3200, height=512)], batching={"tile_overlap": 300}))
+    with pytest.raises(ConfigError, match=r"batching.tile_overlap: 300 px is not less than"):
+        check_model(wide, verify=False)
+    assert check_model(parse(config(cameras=[camera(width=3200, height=512)])), verify=False)
     missing = parse(config(model={"dir": str(tmp_path)}))
     with pytest.raises(ConfigError, match=r"test.yaml: model.dir: .* is not a model directory"):
         check_model(missing)

@@ -96,3 +96,25 @@ def test_truth_needs_a_source_that_knows_it(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="neither 'synth' nor a folder"):
         Simulator(replace(config, source=str(tmp_path / "missing")))
     assert SimulatorConfig().source == SYNTH
+
+
+def test_synthetic_frames_of_any_size_carry_their_size_and_truth() -> None:
+    from defectd.daemon.clients.simulator.sources import open_source
+    from defectd.engines.rle import decode
+
+    source = open_source(SimulatorConfig(width=4096, height=1024, seed=3))
+    assert "4096×1024" in source.describe()
+    found = [source.picture(i, with_truth=True) for i in range(6)]
+    for picture in found:
+        assert (picture.width, picture.height) == (4096, 1024)
+        assert np.asarray(picture.payload).size == 4096 * 1024
+        assert picture.truth is not None
+    masks = [decode(rle, (1024, 4096)) for p in found for rle in p.truth or () if rle]
+    assert masks and all(m.shape == (1024, 4096) for m in masks)
+
+
+def test_a_size_is_for_synthetic_frames_only(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="a folder's images keep their own size"):
+        SimulatorConfig(source=str(tmp_path), width=4096, height=1024)
+    with pytest.raises(ValueError, match="64…16384 px"):
+        SimulatorConfig(width=32)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from defectd.engines.crossfit import FoldOutput, crossfit
 from defectd.engines.errors import InvalidInput
+from defectd.training.crossfit import FoldOutput, crossfit
 from defectd.training.tune import Tuner
 
 
