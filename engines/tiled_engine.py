@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from defectd.engines.engine import Engine, EngineOutput
-from defectd.engines.tiler import TileGrid, cut, frame_maximum, plan_tiles, stitch
+from defectd.engines.tiler import TileGrid, cut, frame_maximum, plan_tiles
 
 # px shared by neighbouring tiles. 0: where a frame is a whole number of tiles they abut, and
 # each tile sees exactly what a frame of the model's size would (a mosaic of model-sized
@@ -52,27 +52,51 @@ def plan_frames(
 
 
 class TiledFrames:
-    """Run N×H×W frames of the plan's size through `engine` (see the module docstring)."""
+    """Run N×H×W frames of the plan's size through `engine` (see the module docstring).
+
+    Each engine call's tile outputs are added straight into the frames' probability maps
+    (no concatenation, no second copy), and pixels covered by more than one tile are divided
+    by their count once at the end: stitching costs one pass over the frame's pixels.
+    """
 
     def __init__(self, engine: Engine, plan: TilePlan, fill: int) -> None:
         self.engine = engine
         self.plan = plan
         self.fill = fill
+        grid = plan.grid
+        coverage = np.zeros(grid.frame, np.float32)
+        for top, left in grid.origins:
+            coverage[top : top + grid.tile[0], left : left + grid.tile[1]] += 1.0
+        # None where every pixel lies in exactly one tile (abutting tiles): nothing to divide.
+        self._share = None if coverage.max() == 1.0 else (1.0 / coverage)[None]
 
     def infer(self, frames: npt.NDArray[np.uint8]) -> EngineOutput:
         """Frames in, frame-sized outputs out; the frames' tiles in engine batches."""
         if self.plan.whole:
             return self.engine.infer(frames)
         grid, limit = self.plan.grid, self.engine.info.max_batch
+        per_frame = len(grid)
+        (height, width), (tile_h, tile_w) = grid.frame, grid.tile
         tiles = np.concatenate([cut(frame, grid, self.fill) for frame in frames])
-        outputs = [self.engine.infer(tiles[i : i + limit]) for i in range(0, len(tiles), limit)]
-        probs = np.concatenate([o.probs for o in outputs])
-        counts = [len(grid)] * len(frames)
-        stitched = np.stack(
-            [stitch(probs[i * len(grid) : (i + 1) * len(grid)], grid) for i in range(len(frames))]
-        )
+        probs: npt.NDArray[np.float32] | None = None
+        presence, peak = [], []
+        for start in range(0, len(tiles), limit):
+            out = self.engine.infer(tiles[start : start + limit])
+            if probs is None:
+                probs = np.zeros((len(frames), out.probs.shape[1], height, width), np.float32)
+            for offset, tile in enumerate(out.probs):
+                frame, index = divmod(start + offset, per_frame)
+                top, left = grid.origins[index]
+                h, w = min(tile_h, height - top), min(tile_w, width - left)
+                probs[frame, :, top : top + h, left : left + w] += tile[:, :h, :w]
+            presence.append(out.presence)
+            peak.append(out.peak)
+        assert probs is not None  # at least one frame, so at least one engine call
+        if self._share is not None:
+            probs *= self._share
+        counts = [per_frame] * len(frames)
         return EngineOutput(
-            stitched,
-            frame_maximum(np.concatenate([o.presence for o in outputs]), counts),
-            frame_maximum(np.concatenate([o.peak for o in outputs]), counts),
+            probs,
+            frame_maximum(np.concatenate(presence), counts),
+            frame_maximum(np.concatenate(peak), counts),
         )

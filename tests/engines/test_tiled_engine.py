@@ -76,3 +76,20 @@ def test_smaller_and_exact_frames_go_through_as_one_tile(shape: tuple[int, int])
     assert plan.tiles == 1 and plan.frames_per_call == 4
     out = TiledFrames(engine, plan, fill=0).infer(frames)
     assert out.probs.shape == (3, 1, *shape) and out.probs.min() == 1.0  # padding dropped
+
+
+@pytest.mark.parametrize(("width", "overlap"), [(1024, 0), (1000, 32), (1300, 100)])
+def test_stitching_in_place_equals_the_tilers_stitch(width: int, overlap: int) -> None:
+    from defectd.engines.tiler import cut, stitch
+
+    engine = BrightEngine(256, 512)
+    frames = np.random.default_rng(width).integers(0, 255, (3, 300, width), dtype=np.uint8)
+    plan = plan_frames((300, width), (256, 512), engine.info.max_batch, overlap=overlap)
+    out = TiledFrames(engine, plan, fill=7).infer(frames)
+    for index, frame in enumerate(frames):
+        tiles = cut(frame, plan.grid, 7)
+        probs = np.concatenate(
+            [engine.infer(tiles[i : i + 4]).probs for i in range(0, len(tiles), 4)]
+        )
+        reference = stitch(probs, plan.grid)
+        np.testing.assert_allclose(out.probs[index], reference, atol=1e-6)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 
-from defectd.daemon.commands.bench import engine, micro, peak, pipeline, soak
+from defectd.daemon.commands.bench import engine, micro, peak, pipeline, soak, tiling
 
 # Order of `defectd bench --help`: quick suites first, the long-running ones last.
-SUITES: tuple[str, ...] = (*micro.SUITES, "peak", "engine", "pipeline", "soak")
+SUITES: tuple[str, ...] = (*micro.SUITES, "peak", "engine", "tiling", "pipeline", "soak")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,5 +25,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     micro.register(suites)
     peak.register(suites)
     engine.register(suites)
+    tiling.register(suites)
     pipeline.register(suites)
     soak.register(suites)

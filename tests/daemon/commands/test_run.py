@@ -24,7 +24,8 @@ def test_run_reports_a_model_that_does_not_fit(
     config = tmp_path / "defectd.yaml"
     config.write_text(
         "line: {name: line1}\n"
-        "cameras: [{id: cam0, endpoint: 'tcp://127.0.0.1:5999', width: 800, height: 256}]\n"
+        "cameras: [{id: cam0, endpoint: 'tcp://127.0.0.1:5999', width: 3200, height: 512}]\n"
+        "batching: {tile_overlap: 300}\n"
     )
     assert main(["run", "--config", str(config)]) == 2
-    assert "takes 1600×256 frames" in capsys.readouterr().err
+    assert "batching.tile_overlap: 300 px is not less than the model's" in capsys.readouterr().err
