@@ -137,33 +137,15 @@ def measure_choice(
     rounds: int = 2,
 ) -> CpuChoice:
     """Time every candidate the model may use here, interleaved, and pick the fastest."""
-    from defectd.engines.benchmarks.engine import synthetic_frames, time_batch
-    from defectd.engines.engine import Engine
-    from defectd.engines.selection import EngineConfig, open_engine
+    from defectd.engines.benchmarks.engine import synthetic_frames
+    from defectd.engines.benchmarks.side_by_side import time_interleaved
 
     usable, skipped = candidates(card, openvino)
-    engines: dict[str, Engine] = {}
-    pool = synthetic_frames(card, 8, 31337)
-    calls: dict[str, list[float]] = {}
-    try:
-        for name in usable:
-            backend, precision = name.split(" ")
-            config = EngineConfig(
-                backend=backend,
-                precision=precision,
-                max_batch=batch,
-                threads=threads,
-                device="cpu",
-                warmup=False,
-            )
-            engines[name] = open_engine(card, config)
-        for _ in range(rounds):
-            for name, engine in engines.items():
-                infer_s, _post = time_batch(engine, pool, batch, card.thresholds, seconds / rounds)
-                calls.setdefault(name, []).extend(infer_s)
-    finally:
-        for engine in engines.values():
-            engine.close()
+    variants = [(name.split(" ")[0], name.split(" ")[1]) for name in usable]
+    timed = time_interleaved(
+        card, variants, synthetic_frames(card, 8, 31337), [batch], threads, seconds / rounds, rounds
+    )
+    calls = {f"{backend} {precision}": s for (backend, precision, _), s in timed.items()}
     fps = {name: batch * len(s) / sum(s) for name, s in calls.items()}
     best = max(fps, key=lambda name: fps[name])
     backend, precision = best.split(" ")

@@ -136,6 +136,23 @@ def _check_cameras(cameras: Sequence[tuple[int, CameraSettings]], problems: Prob
                 f"cameras[{user}] {mode}s {camera.endpoint}: one endpoint, one socket, one mode"
             )
             problems.add(f"{where}.mode", message)
+    for index, camera in cameras:
+        if camera.across_mm_per_px is None:
+            given = [
+                key
+                for key, is_set in (
+                    ("left_mm", camera.left_mm != 0.0),
+                    ("along_mm_per_px", camera.along_mm_per_px is not None),
+                    ("along_from", camera.along_from != "position_m"),
+                )
+                if is_set
+            ]
+            if given:
+                problems.add(
+                    f"cameras[{index}].{given[0]}",
+                    f"{', '.join(given)} without across_mm_per_px places nothing on the strip: "
+                    "give the camera's across_mm_per_px too, or leave them out",
+                )
     for index, camera in cameras[1:]:
         first_index, first = cameras[0]
         if (camera.width, camera.height) != (first.width, first.height):

@@ -61,6 +61,11 @@ class CameraSettings:
     # security.curve with a `connect` camera: the camera's PUB is the CURVE server, this is
     # its public certificate (.key); the daemon is its client.
     server_public_key: str | None = None
+    # Where the frame lies on the strip (daemon/geometry.py); None: events in pixels only.
+    across_mm_per_px: float | None = field(default=None, metadata=_bounds(high=1000, above=0))
+    left_mm: float = field(default=0.0, metadata=_bounds(-100_000, 100_000))
+    along_mm_per_px: float | None = field(default=None, metadata=_bounds(high=1000, above=0))
+    along_from: str = field(default="position_m", metadata=_choices(("position_m", "frames")))
 
     @property
     def has_topic(self) -> bool:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from defectd.daemon.geometry import StripGeometry, StripPosition
 from defectd.daemon.topics import (
     DEFECT,
     FRAME,
@@ -65,25 +66,30 @@ class Region:
     mean_score: float
     max_score: float
     centroid: tuple[float, float]  # x, y in frame pixels
+    strip: StripPosition | None = None  # on the strip, when the camera's geometry is given
 
     @classmethod
-    def from_component(cls, component: Component) -> Region:
+    def from_component(cls, component: Component, strip: StripPosition | None = None) -> Region:
         return cls(
             bbox=component.bbox,
             area_px=component.area,
             mean_score=component.mean_score,
             max_score=component.score,
             centroid=component.centroid,
+            strip=strip,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "bbox": list(self.bbox),
             "area_px": self.area_px,
             "mean_score": _score(self.mean_score),
             "max_score": _score(self.max_score),
             "centroid": [round(self.centroid[0], 2), round(self.centroid[1], 2)],
         }
+        if self.strip is not None:
+            out["strip"] = self.strip.to_dict()
+        return out
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,7 @@ class DefectEvent:
     rle: str | None = None  # Kaggle RLE of the class mask, when configured
     coil_id: str | None = None
     position_m: float | None = None
+    area_mm2: float | None = None  # every kept pixel of the class, on the strip
 
     def __post_init__(self) -> None:
         _sanitise_fields(self, "line", "camera_id", "class_name")
@@ -132,7 +139,13 @@ class DefectEvent:
             "regions": [region.to_dict() for region in self.regions],
             "model": self.model,
         }
-        _put_optional(payload, rle=self.rle, coil_id=self.coil_id, position_m=self.position_m)
+        _put_optional(
+            payload,
+            rle=self.rle,
+            coil_id=self.coil_id,
+            position_m=self.position_m,
+            area_mm2=None if self.area_mm2 is None else round(self.area_mm2, 2),
+        )
         return payload
 
 
@@ -276,6 +289,7 @@ def defect_events(
     line: str,
     model: str,
     max_regions: int = MAX_REGIONS,
+    geometry: StripGeometry | None = None,
 ) -> list[DefectEvent]:
     """One `DefectEvent` per class kept in `defects`, in class id order (none for a clean
     frame).
@@ -283,7 +297,8 @@ def defect_events(
     `class_names[i]` names class ``i + 1``; `include_rle` adds the Kaggle RLE of each class
     mask (costly on large masks: off by default); each event keeps at most `max_regions`
     regions, largest first. `line` is the camera's line and `model` the engine's
-    ``info.model``.
+    ``info.model``. With the camera's `geometry` every region and the event also carry their
+    place and size on the strip (`daemon.geometry`).
     """
     _check_class_names(defects, class_names)
     if max_regions < 0:
@@ -294,6 +309,9 @@ def defect_events(
     events = []
     for class_id in sorted(by_class):
         found = sorted(by_class[class_id], key=lambda c: (-c.area, c.bbox[1], c.bbox[0]))
+        area_px = sum(c.area for c in found)
+        position = _finite_or_none(frame.position_m)
+
         events.append(
             DefectEvent(
                 line=line,
@@ -304,13 +322,22 @@ def defect_events(
                 class_id=class_id,
                 class_name=class_names[class_id - 1],
                 presence=_finite_or_none(defects.presence[class_id - 1]),
-                area_px=sum(c.area for c in found),
+                area_px=area_px,
                 region_count=len(found),
-                regions=tuple(Region.from_component(c) for c in found[:max_regions]),
+                regions=tuple(
+                    Region.from_component(
+                        c,
+                        None
+                        if geometry is None
+                        else geometry.place(c.bbox, c.area, frame.seq, defects.shape[0], position),
+                    )
+                    for c in found[:max_regions]
+                ),
                 model=model,
                 rle=defects.rle(class_id) if include_rle else None,
                 coil_id=frame.coil_id,
-                position_m=_finite_or_none(frame.position_m),
+                position_m=position,
+                area_mm2=None if geometry is None else geometry.area_mm2(area_px),
             )
         )
     return events

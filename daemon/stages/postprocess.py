@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import pickle
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,7 @@ import zmq
 from defectd.daemon.accounting import FrameEvent
 from defectd.daemon.config import effective_thresholds
 from defectd.daemon.events import DefectEvent, FrameSummary, defect_events, frame_summary
+from defectd.daemon.geometry import StripGeometry
 from defectd.daemon.slots import SlotPool, SlotState
 from defectd.daemon.stages.common import Reporter, StageSpec, bind_ipc, serve, start_stage
 from defectd.daemon.stages.inference import Inferred
@@ -69,6 +71,7 @@ class Worker:
         model: str,
         include_rle: bool,
         max_regions: int,
+        geometry: Mapping[str, StripGeometry] | None = None,
     ) -> None:
         self._pool = pool
         self._thresholds = thresholds
@@ -77,6 +80,7 @@ class Worker:
         self._model = model
         self._include_rle = include_rle
         self._max_regions = max_regions
+        self._geometry = dict(geometry or {})  # camera id → where its frame lies on the strip
 
     def handle(self, parts: list[zmq.Frame]) -> Published | None:
         item: Inferred = pickle.loads(parts[0].buffer)
@@ -106,6 +110,7 @@ class Worker:
             line=self._line,
             model=self._model,
             max_regions=self._max_regions,
+            geometry=self._geometry.get(ref.meta.camera),
         )
         summary = frame_summary(
             info,
@@ -145,6 +150,11 @@ def run_postprocess(spec: StageSpec) -> None:
         model=f"{card.name} {card.version}",
         include_rle=config.postprocess.include_rle,
         max_regions=config.postprocess.max_regions,
+        geometry={
+            camera.id: geometry
+            for camera in config.cameras
+            if (geometry := StripGeometry.of(camera)) is not None
+        },
     )
     inbox = context.socket(zmq.PULL)
     inbox.setsockopt(zmq.LINGER, 0)

@@ -15,6 +15,7 @@ FP32 graph, `engines.flops`) × frames/s ÷ the peak of the engine's precision.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from defectd.engines.backends.openvino_backend import openvino_available
 from defectd.engines.benchmarks import machine_summary
@@ -119,6 +121,50 @@ def runnable(card: ModelCard, backend: str, precision: str) -> str | None:
     return None
 
 
+def _say_for(say: Callable[[str], None], model: str, text: str) -> None:
+    say(f"{model}: {text}")
+
+
+def time_interleaved(
+    card: ModelCard,
+    variants: Sequence[tuple[str, str]],
+    pool: npt.NDArray[np.uint8],
+    sizes: Sequence[int],
+    threads: int,
+    seconds_per_case: float,
+    rounds: int,
+    say: Callable[[str], None] | None = None,
+) -> dict[tuple[str, str, int], list[float]]:
+    """Open every (backend, precision) engine of `card` at once on the CPU, then time each at
+    every batch size of `sizes` for `seconds_per_case` in each of `rounds` interleaved rounds
+    (frames cycled from `pool`): the seconds of every ``infer()`` call, keyed (backend,
+    precision, batch size). The engines are closed on return."""
+    engines: dict[tuple[str, str], Engine] = {}
+    calls: dict[tuple[str, str, int], list[float]] = {}
+    try:
+        for backend, precision in variants:
+            config = EngineConfig(
+                backend=backend,
+                precision=precision,
+                max_batch=max(sizes),
+                threads=threads,
+                device="cpu",
+                warmup=False,
+            )
+            engines[(backend, precision)] = open_engine(card, config)
+        for round_number in range(rounds):
+            for (backend, precision), engine in engines.items():
+                for size in sizes:
+                    if say is not None:
+                        say(f"{backend} {precision} batch {size}, round {round_number + 1}")
+                    infer_s, _ = time_batch(engine, pool, size, card.thresholds, seconds_per_case)
+                    calls.setdefault((backend, precision, size), []).extend(infer_s)
+    finally:
+        for engine in engines.values():
+            engine.close()
+    return calls
+
+
 def run_side_by_side(
     models: Sequence[Path],
     batches: Sequence[int] = (1, 8),
@@ -146,34 +192,23 @@ def run_side_by_side(
             synthetic_frames(card, 16, 31337) if images is None else image_frames(card, images, 16)
         )
         gflops = _gflops(card, notes)
-        engines: dict[tuple[str, str], Engine] = {}
-        try:
-            for backend, precision in VARIANTS:
-                why = runnable(card, backend, precision)
-                if why is not None:
-                    skipped.append(f"{model}: {backend} {precision}: {why}")
-                    continue
-                config = EngineConfig(
-                    backend=backend,
-                    precision=precision,
-                    max_batch=sizes[-1],
-                    threads=threads,
-                    device="cpu",
-                    warmup=False,
-                )
-                engines[(backend, precision)] = open_engine(card, config)
-            calls: dict[tuple[str, str, int], list[float]] = {}
-            for round_number in range(rounds):
-                for key, engine in engines.items():
-                    for size in sizes:
-                        say(f"{model}: {key[0]} {key[1]} batch {size}, round {round_number + 1}")
-                        infer_s, _ = time_batch(
-                            engine, pool, size, card.thresholds, seconds / rounds
-                        )
-                        calls.setdefault((*key, size), []).extend(infer_s)
-        finally:
-            for engine in engines.values():
-                engine.close()
+        variants = []
+        for backend, precision in VARIANTS:
+            why = runnable(card, backend, precision)
+            if why is None:
+                variants.append((backend, precision))
+            else:
+                skipped.append(f"{model}: {backend} {precision}: {why}")
+        calls = time_interleaved(
+            card,
+            variants,
+            pool,
+            sizes,
+            threads,
+            seconds / rounds,
+            rounds,
+            functools.partial(_say_for, say, model),
+        )
         for (backend, precision, size), infer_s in calls.items():
             fps = size * len(infer_s) / sum(infer_s)
             ms = np.asarray(infer_s) * 1e3
