@@ -55,6 +55,7 @@ GROUPS: tuple[CommandGroup, ...] = (
         "line tools (integrators, commissioning)",
         (
             _command("simulate", "simulated cameras: send frames to the daemon over ZeroMQ"),
+            _command("camera", "GenICam gateway: a GigE/USB3 Vision camera → defectd frames"),
             _command("tail", "print the daemon's defect, frame and status events as they come"),
             _command("demo", "simulated line → the real daemon → a subscriber, scored"),
         ),
