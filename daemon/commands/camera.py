@@ -52,8 +52,9 @@ def _read(path: Path) -> Any:
         raise CommandError(str(exc)) from None
 
 
-def _serve_metrics(port: int, gateway: Any) -> None:
-    from prometheus_client import CollectorRegistry, start_http_server
+def counters(gateway: Any) -> Any:
+    """A Prometheus registry reading the gateway's counts at every scrape."""
+    from prometheus_client import CollectorRegistry
     from prometheus_client.core import CounterMetricFamily
 
     class _Counts:
@@ -72,7 +73,13 @@ def _serve_metrics(port: int, gateway: Any) -> None:
 
     registry = CollectorRegistry()
     registry.register(_Counts())
-    start_http_server(port, addr="127.0.0.1", registry=registry)
+    return registry
+
+
+def _serve_metrics(port: int, gateway: Any) -> None:
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr="127.0.0.1", registry=counters(gateway))
 
 
 def run(args: argparse.Namespace) -> int:

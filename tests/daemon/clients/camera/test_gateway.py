@@ -98,6 +98,13 @@ def test_frames_of_the_fake_camera_arrive_with_its_size_seq_and_time(fake) -> No
     assert (np.diff(first[0, :64].astype(int)) == 1).all()
     assert int(second[0, 0]) == (int(first[0, 0]) + 1) % 256
     assert gateway.counts.frames == 5 and gateway.counts.reconnects == 0
+    from prometheus_client import generate_latest
+
+    from defectd.daemon.commands.camera import counters
+
+    exposition = generate_latest(counters(gateway)).decode()
+    assert 'defectd_camera_frames_total{camera="top-0"} 5.0' in exposition
+    assert 'defectd_camera_reconnects_total{camera="top-0"} 0.0' in exposition
 
 
 def test_a_camera_killed_and_restarted_is_reconnected(fake) -> None:  # type: ignore[no-untyped-def]
@@ -140,3 +147,16 @@ def test_a_missing_device_or_a_format_it_lacks_names_the_fix(fake) -> None:  # t
                 id="c", endpoint="tcp://127.0.0.1:1", device=DEVICE, pixel_format="Mono12"
             ),
         )
+
+
+def test_the_command_lists_cameras_and_refuses_a_bad_config(  # type: ignore[no-untyped-def]
+    fake, tmp_path, capsys
+) -> None:
+    from defectd.daemon.cli import main
+
+    assert main(["camera", "--list"]) == 0
+    assert f"{DEVICE}: " in capsys.readouterr().out
+    bad = tmp_path / "camera.yaml"
+    bad.write_text("id: top-0\nendpoint: tcp://127.0.0.1:1\npixelformat: Mono8\n")
+    assert main(["camera", "--config", str(bad)]) == 2
+    assert "unknown key(s) pixelformat" in capsys.readouterr().err
