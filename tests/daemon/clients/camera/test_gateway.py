@@ -160,3 +160,38 @@ def test_the_command_lists_cameras_and_refuses_a_bad_config(  # type: ignore[no-
     bad.write_text("id: top-0\nendpoint: tcp://127.0.0.1:1\npixelformat: Mono8\n")
     assert main(["camera", "--config", str(bad)]) == 2
     assert "unknown key(s) pixelformat" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_fake_cameras_frames_reach_a_running_daemon(fake, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from defectd.daemon.clients.camera.gateway import CameraConfig, Gateway
+    from defectd.daemon.tools.loopback import DaemonProcess, Listener, LoopbackPorts, line_config
+
+    aravis, _ = fake
+    ports = LoopbackPorts()
+    config = line_config(
+        ports,
+        ("top-0",),
+        push=True,
+        engine={"backend": "onnxruntime", "max_batch": 2, "threads": 1},
+        width=512,
+        height=256,
+        sections={"batching": {"max_wait_ms": 10.0, "policy": "block"},
+                  "publish": {"status_interval_s": 0.2}},
+    )  # fmt: skip
+    camera = CameraConfig(id="top-0", endpoint=ports.camera_endpoint, mode="push",
+                          device=DEVICE, width=512, height=256, frame_rate=20.0)  # fmt: skip
+    with (
+        DaemonProcess(config, tmp_path, ports) as daemon,
+        Listener(ports.publish_endpoint, strict=True) as subscriber,
+    ):
+        daemon.wait_ready()
+        assert subscriber.wait_subscribed()
+        gateway = Gateway(camera, aravis)
+        sender = threading.Thread(target=gateway.run, args=(threading.Event(), 6))
+        sender.start()
+        subscriber.until(lambda: len(subscriber.of("frame")) >= 6, 30, "6 frame summaries")
+        sender.join(10)
+        assert daemon.stop() == 0
+    seqs = [p["seq"] for t, p in subscriber.messages() if t.startswith("frame.")]
+    assert len(seqs) == 6 and seqs == list(range(seqs[0], seqs[0] + 6))
