@@ -189,9 +189,9 @@ def run(args: argparse.Namespace) -> int:
     )
     directory = args.model
     candidate = directory / CANDIDATE
-    quantize_onnx(card.onnx_path("fp32"), candidate, frames, args.method, args.float_heads)
     reports: dict[str, ParityReport] = {}
-    try:
+    try:  # a quantization or parity run that fails leaves no candidate file behind
+        quantize_onnx(card.onnx_path("fp32"), candidate, frames, args.method, args.float_heads)
         for runtime in runtimes:
             with (
                 progress_bar(args, len(eval_ids), f"parity {runtime}") as bar,
