@@ -1,8 +1,12 @@
 """Shared-memory frame slots: pixels cross process boundaries here, queues carry `SlotRef`s.
 
 One POSIX shared-memory segment (Linux ``/dev/shm``) holds a small header, a slot table and
-``count`` frames of ``height×width`` uint8. The supervisor creates it (`SlotPool.create`);
-receiver, inference and post-processing processes attach by name (`SlotPool.attach`).
+the frames: one or more `SlotGroup`s, each ``count`` frames of its ``height×width`` uint8 for
+its cameras (a daemon whose cameras send frames of several sizes has a group per size, so
+every slot is its camera's frame size). The supervisor creates it (`SlotPool.create`);
+receiver, inference and post-processing processes attach by name (`SlotPool.attach`). A
+camera's frame only ever takes a slot of its own group: `drop_oldest` drops the oldest frame
+of that group.
 
 Slot life cycle (`SlotState`)::
 
@@ -54,14 +58,14 @@ POLICIES = ("drop_oldest", "block")
 CAMERA_BYTES = 32  # camera id room in a slot's metadata (UTF-8)
 NOTE_BYTES = 512  # per-slot room for what the pipeline carries besides FrameMeta (see `note`)
 
-_MAGIC = b"DFSLOTS1"
+_MAGIC = b"DFSLOTS2"
 _HEADER_BYTES = 64
 _HEADER = np.dtype(
     [
         ("magic", "S8"),
         ("count", "<u4"),
-        ("height", "<u4"),
-        ("width", "<u4"),
+        ("groups", "<u4"),
+        ("frame_bytes", "<u8"),
         ("next_ticket", "<i8"),
     ]
 )
@@ -128,7 +132,7 @@ class Acquired:
 
     ``ref`` is the slot to fill, or None when no slot could be had (count the incoming frame as
     dropped). ``dropped`` is the frame that `drop_oldest` took the slot from: count it as
-    dropped{reason="queue_full"}; it may belong to any camera.
+    dropped{reason="queue_full"}; it may belong to any camera of the same slot group.
     """
 
     ref: SlotRef | None
@@ -136,18 +140,71 @@ class Acquired:
 
 
 @dataclass(frozen=True)
+class SlotGroup:
+    """``count`` slots of ``height×width`` for the frames of `cameras` (empty: any camera)."""
+
+    count: int
+    height: int
+    width: int
+    cameras: tuple[str, ...] = ()
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.height * self.width
+
+    def describe(self) -> str:
+        return f"{self.count} slots of {self.height}×{self.width}"
+
+
+@dataclass(frozen=True)
 class SlotPoolSpec:
     """Everything a child needs to attach (plain values: pickles through queues too)."""
 
     name: str
-    count: int
-    height: int
-    width: int
+    groups: tuple[SlotGroup, ...]
     policy: str = "drop_oldest"
 
     @property
     def path(self) -> Path:
         return SHM_DIR / self.name
+
+    @property
+    def count(self) -> int:
+        """Slots in all groups."""
+        return sum(group.count for group in self.groups)
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of all slots' pixels."""
+        return sum(group.count * group.frame_bytes for group in self.groups)
+
+    def starts(self) -> list[int]:
+        """The first slot index of each group (slots are numbered across groups in order)."""
+        starts, first = [], 0
+        for group in self.groups:
+            starts.append(first)
+            first += group.count
+        return starts
+
+    def group_of(self, camera: str) -> int:
+        """Index of the group whose slots hold `camera`'s frames (ValueError: none does)."""
+        for index, group in enumerate(self.groups):
+            if not group.cameras or camera in group.cameras:
+                return index
+        raise ValueError(f"camera {camera!r} has no slot group in pool {self.name}")
+
+    def group_of_slot(self, slot: int) -> int:
+        """Index of the group `slot` belongs to."""
+        if not 0 <= slot < self.count:
+            raise IndexError(f"slot {slot} out of range 0..{self.count - 1}")
+        index = 0
+        for index, start in enumerate(self.starts()):
+            if slot < start + self.groups[index].count:
+                break
+        return index
+
+    def describe(self) -> str:
+        return ", ".join(group.describe() for group in self.groups)
 
 
 @dataclass(frozen=True)
@@ -157,10 +214,10 @@ class _Layout:
     size: int
 
     @classmethod
-    def of(cls, count: int, height: int, width: int) -> _Layout:
+    def of(cls, spec: SlotPoolSpec) -> _Layout:
         table = _HEADER_BYTES
-        frames = -(-(table + count * _SLOT.itemsize) // mmap.PAGESIZE) * mmap.PAGESIZE
-        return cls(table=table, frames=frames, size=frames + count * height * width)
+        frames = -(-(table + spec.count * _SLOT.itemsize) // mmap.PAGESIZE) * mmap.PAGESIZE
+        return cls(table=table, frames=frames, size=frames + spec.frame_bytes)
 
 
 class SlotPool:
@@ -179,7 +236,7 @@ class SlotPool:
         segment: shared_memory.SharedMemory | None,
     ) -> None:
         """Internal: use `SlotPool.create` or `SlotPool.attach`."""
-        layout = _Layout.of(spec.count, spec.height, spec.width)
+        layout = _Layout.of(spec)
         self._spec = spec
         self._fd = fd
         self._map = mapping
@@ -194,10 +251,15 @@ class SlotPool:
         self._table: npt.NDArray[np.void] = np.frombuffer(
             mapping, _SLOT, count=spec.count, offset=layout.table
         )
-        frames = np.frombuffer(
-            mapping, np.uint8, count=spec.count * spec.height * spec.width, offset=layout.frames
-        )
-        self._frames: npt.NDArray[np.uint8] = frames.reshape(spec.count, spec.height, spec.width)
+        self._groups: list[npt.NDArray[np.uint8]] = []  # per group: count×height×width views
+        offset = layout.frames
+        for group in spec.groups:
+            frames = np.frombuffer(
+                mapping, np.uint8, count=group.count * group.frame_bytes, offset=offset
+            )
+            self._groups.append(frames.reshape(group.count, group.height, group.width))
+            offset += group.count * group.frame_bytes
+        self._starts = spec.starts()
 
     # -- making and attaching ------------------------------------------------------------
 
@@ -210,19 +272,30 @@ class SlotPool:
         width: int,
         policy: str = "drop_oldest",
     ) -> SlotPool:
-        """A new segment named ``{name_prefix}-{pid}-{random}``, every slot FREE."""
-        if count < 1 or height < 1 or width < 1:
-            raise ValueError(
-                f"slot pool needs count, height and width ≥ 1, got {count}, {height}×{width}"
-            )
+        """A new segment of `count` slots of one size for any camera (see `create_groups`)."""
+        return cls.create_groups(name_prefix, (SlotGroup(count, height, width),), policy)
+
+    @classmethod
+    def create_groups(
+        cls, name_prefix: str, groups: Iterable[SlotGroup], policy: str = "drop_oldest"
+    ) -> SlotPool:
+        """A new segment named ``{name_prefix}-{pid}-{random}`` holding `groups`, every slot
+        FREE."""
+        groups = tuple(groups)
+        if not groups:
+            raise ValueError("slot pool needs at least one slot group")
+        for group in groups:
+            if group.count < 1 or group.height < 1 or group.width < 1:
+                raise ValueError(
+                    f"slot pool needs count, height and width ≥ 1, got {group.count}, "
+                    f"{group.height}×{group.width}"
+                )
         if policy not in POLICIES:
             raise ValueError(f"unknown backpressure policy {policy!r}; choose from {POLICIES}")
         if not SHM_DIR.is_dir():
             raise SlotPoolError(f"slot pool needs POSIX shared memory under {SHM_DIR} (Linux)")
-        spec = SlotPoolSpec(
-            f"{name_prefix}-{os.getpid()}-{secrets.token_hex(4)}", count, height, width, policy
-        )
-        layout = _Layout.of(count, height, width)
+        spec = SlotPoolSpec(f"{name_prefix}-{os.getpid()}-{secrets.token_hex(4)}", groups, policy)
+        layout = _Layout.of(spec)
         # SharedMemory creates the segment and registers it with the resource tracker, which
         # unlinks it should this process die without running atexit. We map it ourselves.
         segment = shared_memory.SharedMemory(spec.name, create=True, size=layout.size)
@@ -240,10 +313,11 @@ class SlotPool:
         pool = cls(spec, fd, mapping, segment)
         header = pool._header[0]
         header["magic"] = _MAGIC
-        header["count"], header["height"], header["width"] = count, height, width
+        header["count"], header["groups"] = spec.count, len(groups)
+        header["frame_bytes"] = spec.frame_bytes
         header["next_ticket"] = 1
         atexit.register(pool._at_exit)
-        log.debug("slot pool %s: %d slots of %d×%d", spec.name, count, height, width)
+        log.debug("slot pool %s: %s", spec.name, spec.describe())
         return pool
 
     @classmethod
@@ -257,7 +331,7 @@ class SlotPool:
                 "has exited or unlinked it"
             ) from None
         try:
-            layout = _Layout.of(spec.count, spec.height, spec.width)
+            layout = _Layout.of(spec)
             size = os.fstat(fd).st_size
             if size < layout.size:
                 raise SlotPoolError(
@@ -269,12 +343,16 @@ class SlotPool:
             os.close(fd)
             raise
         pool = cls(spec, fd, mapping, segment=None)
-        magic, count, height, width = pool._header[["magic", "count", "height", "width"]].item()
-        if (magic, count, height, width) != (_MAGIC, spec.count, spec.height, spec.width):
+        magic, count, groups, frame_bytes = pool._header[
+            ["magic", "count", "groups", "frame_bytes"]
+        ].item()
+        wanted = (_MAGIC, spec.count, len(spec.groups), spec.frame_bytes)
+        if (magic, count, groups, frame_bytes) != wanted:
             pool.close()
             raise SlotPoolError(
-                f"slot pool segment {spec.path} holds {count} slots of {height}×{width} "
-                f"(magic {magic!r}), spec asks for {spec.count} of {spec.height}×{spec.width}"
+                f"slot pool segment {spec.path} holds {count} slots in {groups} group(s), "
+                f"{frame_bytes} bytes of pixels (magic {magic!r}); spec asks for "
+                f"{spec.describe()}: attach with the spec the supervisor created it with"
             )
         return pool
 
@@ -295,11 +373,10 @@ class SlotPool:
     # -- slot operations -----------------------------------------------------------------
 
     def frame(self, slot: int) -> npt.NDArray[np.uint8]:
-        """The slot's height×width pixels as a writable view (no copy)."""
+        """The slot's height×width pixels (its group's size) as a writable view (no copy)."""
         self._check_open()
-        if not 0 <= slot < self._spec.count:
-            raise IndexError(f"slot {slot} out of range 0..{self._spec.count - 1}")
-        view: npt.NDArray[np.uint8] = self._frames[slot]
+        group = self._spec.group_of_slot(slot)
+        view: npt.NDArray[np.uint8] = self._groups[group][slot - self._starts[group]]
         return view
 
     def acquire(
@@ -307,9 +384,10 @@ class SlotPool:
     ) -> Acquired:
         """A FILLING slot for a new frame, owned by this process.
 
-        With no FREE slot, policy ``drop_oldest`` takes the slot of the oldest READY frame
-        (returned in `Acquired.dropped`). Where nothing can be taken (policy ``block``, or no
-        READY frame), wait up to ``timeout`` seconds (None: forever) if ``block``, else return
+        Only slots of the camera's group are looked at. With no FREE one, policy
+        ``drop_oldest`` takes the slot of the group's oldest READY frame (returned in
+        `Acquired.dropped`). Where nothing can be taken (policy ``block``, or no READY frame),
+        wait up to ``timeout`` seconds (None: forever) if ``block``, else return
         ``Acquired(None)`` at once. Receivers of live lines pass a short timeout or
         ``block=False``: with every slot in the engine or post-processing, waiting longer
         only moves the drop to the camera's side.
@@ -320,18 +398,22 @@ class SlotPool:
                 f"camera id {meta.camera!r} is {len(camera)} bytes in UTF-8; "
                 f"slot metadata holds at most {CAMERA_BYTES}"
             )
+        group = self._spec.group_of(meta.camera)
+        first = self._starts[group]
+        last = first + self._spec.groups[group].count
         deadline = None if timeout is None else time.monotonic() + timeout
         sleep = 0.0002
         while True:
             with self._locked():
-                states = self._table["state"]
+                states = self._table["state"][first:last]
                 free = np.flatnonzero(states == SlotState.FREE)
                 if free.size:
-                    return Acquired(self._occupy(int(free[0]), meta, camera))
+                    return Acquired(self._occupy(first + int(free[0]), meta, camera))
                 if self._spec.policy == "drop_oldest":
                     ready = np.flatnonzero(states == SlotState.READY)
                     if ready.size:
-                        slot = int(ready[np.argmin(self._table["ticket"][ready])])
+                        tickets = self._table["ticket"][first:last][ready]
+                        slot = first + int(ready[np.argmin(tickets)])
                         dropped = self._meta(slot)
                         return Acquired(self._occupy(slot, meta, camera), dropped)
             left = None if deadline is None else deadline - time.monotonic()
@@ -509,7 +591,7 @@ class SlotPool:
         if self._closed:
             return
         self._closed = True
-        del self._header, self._table, self._frames
+        del self._header, self._table, self._groups
         try:
             self._map.close()
         except BufferError:
@@ -549,7 +631,7 @@ class SlotPool:
     def __repr__(self) -> str:
         spec = self._spec
         return (
-            f"SlotPool({spec.name!r}, {spec.count} slots of {spec.height}×{spec.width}, "
+            f"SlotPool({spec.name!r}, {spec.describe()}, "
             f"{spec.policy}{', closed' if self._closed else ''})"
         )
 

@@ -165,10 +165,7 @@ class Supervisor:
             status.setsockopt(zmq.LINGER, 0)
             status.setsockopt(zmq.SNDHWM, 16)
             status.connect(paths.publisher)
-            frames = config.frame_format
-            pool = SlotPool.create(
-                "defectd", config.slots.count, frames.height, frames.width, config.batching.policy
-            )
+            pool = SlotPool.create_groups("defectd", config.slot_groups, config.batching.policy)
             self._pool = pool
             self._cleanup.append(pool.unlink)
             bind = parse_http_bind(config.metrics.bind)

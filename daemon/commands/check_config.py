@@ -18,6 +18,7 @@ from defectd.daemon.config import (
     config_warnings,
     load_config,
 )
+from defectd.engines.tiler import plan_tiles
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,11 +74,20 @@ def render(config: DaemonConfig, model: ModelCheck | None = None) -> str:
         "# (defectd check-config; every key is described in docs/configuration.md)",
     ]
     if model is not None:
-        card, frames = model.card, config.frame_format
+        card = model.card
         lines.append(
             f"# model {card.name} {card.version} takes {card.input.width}×{card.input.height} "
-            f"frames: the cameras' {frames.width}×{frames.height} fit"
+            "frames; the cameras' frames:"
         )
+        groups = {(group.height, group.width): group for group in config.slot_groups}
+        for height, width in config.frame_sizes:
+            grid = plan_tiles((height, width), card.input.shape, config.batching.tile_overlap)
+            how = "as they are" if grid.whole else f"cut into {len(grid)} tiles"
+            group = groups[(height, width)]
+            lines.append(
+                f"#   {width}×{height}: {how}; {group.count} slots "
+                f"({group.count * height * width / 2**20:.1f} MiB of shared memory)"
+            )
         lines.append("# thresholds in effect (model card, then model.thresholds):")
         for class_id, (name, thresholds) in enumerate(
             zip(card.classes, model.thresholds.classes, strict=True), start=1

@@ -4,8 +4,8 @@
 the parsed YAML into a frozen `DaemonConfig`. Every problem is reported, not just the first,
 as ``FILE: key.path: problem`` lines in one `ConfigError`: unknown keys (with "did you mean"),
 wrong types (strict: ``true`` is not 1, ``"16"`` is not 16, ``16.0`` is not a whole number),
-values out of range, and what spans keys (duplicate camera ids, one frame size for all
-cameras, addresses bound twice, enough slots for double buffering).
+values out of range, and what spans keys (duplicate camera ids, geometry that places
+nothing, addresses bound twice, enough slots for double buffering).
 
 What needs the model (do the frames fit it, which classes the threshold overrides name) is
 `check_model`'s job: the daemon runs it at start, ``defectd check-config --model-check`` on

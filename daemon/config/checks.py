@@ -117,7 +117,7 @@ def config_warnings(config: DaemonConfig) -> list[str]:
 
 
 def _check_cameras(cameras: Sequence[tuple[int, CameraSettings]], problems: Problems) -> None:
-    """Unique ids, one mode per endpoint, one frame size."""
+    """Unique ids, one mode per endpoint, geometry that places frames."""
     first_id: dict[str, int] = {}
     first_mode: dict[str, tuple[int, str]] = {}
     for index, camera in cameras:
@@ -153,14 +153,6 @@ def _check_cameras(cameras: Sequence[tuple[int, CameraSettings]], problems: Prob
                     f"{', '.join(given)} without across_mm_per_px places nothing on the strip: "
                     "give the camera's across_mm_per_px too, or leave them out",
                 )
-    for index, camera in cameras[1:]:
-        first_index, first = cameras[0]
-        if (camera.width, camera.height) != (first.width, first.height):
-            message = (
-                f"sends {camera.width}×{camera.height}, cameras[{first_index}] "
-                f"{first.width}×{first.height}: slots and batches hold one frame size"
-            )
-            problems.add(f"cameras[{index}]", message)
 
 
 def _check_sections(parts: Mapping[str, Any], complete: bool, problems: Problems) -> None:

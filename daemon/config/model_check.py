@@ -70,23 +70,21 @@ def check_model(config: DaemonConfig, verify: bool = True) -> ModelCheck:
         check_model_fits(card, config.frame_format)
     except ValueError as exc:
         problems.append(f"{config.source}: cameras: {exc}")
-    frames = config.frame_format
     tile = card.input.shape
     overlap = config.batching.tile_overlap
-    cut = [
-        f"{name} {size} > {model}"
-        for name, size, model in (
-            ("height", frames.height, tile[0]),
-            ("width", frames.width, tile[1]),
-        )
-        if size > model
-    ]
-    if cut and overlap >= min(tile):
-        problems.append(
-            f"{config.source}: batching.tile_overlap: {overlap} px is not less than the model's "
-            f"{tile[1]}×{tile[0]} tile; frames {frames.width}×{frames.height} are cut into "
-            f"tiles ({', '.join(cut)}): use a smaller overlap, e.g. 32"
-        )
+    for height, width in config.frame_sizes:
+        cut = [
+            f"{name} {size} > {model}"
+            for name, size, model in (("height", height, tile[0]), ("width", width, tile[1]))
+            if size > model
+        ]
+        if cut and overlap >= min(tile):
+            problems.append(
+                f"{config.source}: batching.tile_overlap: {overlap} px is not less than the "
+                f"model's {tile[1]}×{tile[0]} tile; frames {width}×{height} are cut into "
+                f"tiles ({', '.join(cut)}): use a smaller overlap, e.g. 32"
+            )
+            break
     thresholds = card.thresholds
     try:
         thresholds = effective_thresholds(card, config.model.thresholds, config.source)

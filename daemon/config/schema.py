@@ -15,10 +15,11 @@ from typing import Any
 from defectd.daemon.config.endpoints import MODES, check_camera_id, parse_endpoint, parse_http_bind
 from defectd.daemon.events import MAX_REGIONS
 from defectd.daemon.protocol import ENCODINGS, MAX_DIMENSION
-from defectd.daemon.slots import POLICIES
+from defectd.daemon.slots import POLICIES, SlotGroup
 from defectd.daemon.topics import check_segment
 from defectd.engines.selection import EngineConfig, FrameFormat
 
+MIN_GROUP_SLOTS = 2  # slots of a frame size shared by fewer cameras than the others
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("text", "json")
 
@@ -88,7 +89,8 @@ class IngestSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class SlotSettings:
-    """``slots:``: shared-memory frame slots, each one camera frame in size."""
+    """``slots:``: shared-memory frame slots, each one camera frame in size (cameras of
+    several frame sizes share `count` in proportion, `DaemonConfig.slot_groups`)."""
 
     count: int = field(default=64, metadata=_bounds(2))
 
@@ -260,8 +262,33 @@ class DaemonConfig:
 
     @property
     def frame_format(self) -> FrameFormat:
-        """What the cameras send (one size for all, checked at parse time)."""
+        """What the cameras send, for the model check: grey frames; the size given is the
+        first camera's (each camera's own is in `frame_sizes`; every size is tiled)."""
         return FrameFormat(height=self.cameras[0].height, width=self.cameras[0].width)
+
+    @property
+    def frame_sizes(self) -> tuple[tuple[int, int], ...]:
+        """The cameras' distinct frame sizes (height, width), in config order."""
+        return tuple(dict.fromkeys((camera.height, camera.width) for camera in self.cameras))
+
+    @property
+    def slot_groups(self) -> tuple[SlotGroup, ...]:
+        """The slot pool's groups: one per frame size, holding its cameras' frames.
+
+        ``slots.count`` is shared among the sizes in proportion to their cameras, at least
+        `MIN_GROUP_SLOTS` each (one size: all of them, as before).
+        """
+        sizes = self.frame_sizes
+        cameras = {
+            size: tuple(c.id for c in self.cameras if (c.height, c.width) == size) for size in sizes
+        }
+        total = self.slots.count
+        if len(sizes) == 1:
+            return (SlotGroup(total, *sizes[0]),)
+        return tuple(
+            SlotGroup(max(MIN_GROUP_SLOTS, round(total * len(ids) / len(self.cameras))), *size, ids)
+            for size, ids in cameras.items()
+        )
 
     @property
     def sockets(self) -> tuple[IngestSocket, ...]:

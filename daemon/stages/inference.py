@@ -6,11 +6,13 @@ it to BATCHED. Because nothing waits in a queue between receivers and this proce
 restarted inference process finds every waiting frame where it was; receivers ring a ZeroMQ
 doorbell after each commit so an idle engine wakes at once.
 
-Frames of another size than the model's input (the cameras' one frame size) are cut into the
-engine's tiles, the tiles of several frames pooled into engine batches and each frame's
-probabilities stitched back (`engines.tiled_engine`): a batch of the batcher then holds as
-many whole frames as their tiles fit in ``engine.max_batch`` (at least one), and everything
-after the engine sees frames in their own pixels.
+Frames of another size than the model's input are cut into the engine's tiles, the tiles of
+several frames pooled into engine batches and each frame's probabilities stitched back
+(`engines.tiled_engine`): a batch of the batcher then holds as many whole frames as their
+tiles fit in ``engine.max_batch`` (at least one), and everything after the engine sees frames
+in their own pixels. Cameras of several frame sizes have a slot group each (`daemon.slots`);
+each group has its own tile plan and batcher, so a batch holds frames of one size (of any of
+the group's cameras) and the engine's input shape never changes.
 
 After `infer`, the GPU's small per-class outputs decide each frame's path (the "clean-frame
 fast path"): a frame whose every class is under its presence gate or whose peak is under the
@@ -83,6 +85,16 @@ def worker_for(camera: str, workers: int) -> int:
     return zlib.crc32(camera.encode()) % workers
 
 
+@dataclass
+class _SizePath:
+    """What one slot group's frames go through: their tile plan and a staging buffer."""
+
+    shape: tuple[int, int]
+    plan: TilePlan
+    frames: TiledFrames
+    buffer: npt.NDArray[np.uint8]  # frames_per_call × H × W
+
+
 class Inference:
     """The batch path: claim, stack, infer, route each frame."""
 
@@ -94,7 +106,7 @@ class Inference:
         workers: list[zmq.Socket[bytes]],
         reporter: Reporter,
         metrics: Metrics,
-        plan: TilePlan | None = None,
+        overlap: int = 0,
         fill: int = 0,
     ) -> None:
         self._engine = engine
@@ -103,26 +115,37 @@ class Inference:
         self._workers = workers
         self._reporter = reporter
         self._metrics = metrics
-        spec = pool.spec
-        self._shape = (spec.height, spec.width)
-        self.plan = plan or plan_frames(self._shape, engine.input.shape, engine.info.max_batch)
-        self._frames = TiledFrames(engine, self.plan, fill)
-        size = self.plan.frames_per_call
-        self._buffer = np.empty((size, spec.height, spec.width), np.uint8)
+        self._paths = []
+        for group in pool.spec.groups:
+            shape = (group.height, group.width)
+            plan = plan_frames(shape, engine.input.shape, engine.info.max_batch, overlap)
+            buffer = np.empty((plan.frames_per_call, *shape), np.uint8)
+            self._paths.append(_SizePath(shape, plan, TiledFrames(engine, plan, fill), buffer))
+
+    @property
+    def plans(self) -> list[TilePlan]:
+        """Each slot group's tile plan, in the pool's group order."""
+        return [path.plan for path in self._paths]
+
+    def group_of(self, ref: SlotRef) -> int:
+        """The slot group (and so the batcher) a ready frame belongs to."""
+        return self._pool.spec.group_of_slot(ref.slot)
 
     def run_batch(self, batch: list[SlotRef]) -> None:
-        """Infer the frames of `batch` still held (others were dropped meanwhile)."""
+        """Infer the frames of `batch` (of one slot group) still held (others were dropped
+        meanwhile)."""
         claimed = self._pool.claim(batch)
         if not claimed:
             return
+        path = self._paths[self.group_of(claimed[0])]
         count = len(claimed)
         notes = []
         for row, ref in enumerate(claimed):
-            np.copyto(self._buffer[row], self._pool.frame(ref.slot))
+            np.copyto(path.buffer[row], self._pool.frame(ref.slot))
             notes.append(self._pool.note(ref) or b"")
         started = time.perf_counter()
         try:
-            output = self._frames.infer(self._buffer[:count])
+            output = path.frames.infer(path.buffer[:count])
         except Exception:
             log.exception("engine failed on a batch of %d frames; dropping them", count)
             for ref in claimed:
@@ -130,9 +153,15 @@ class Inference:
                     self._drop(ref, "engine_error")
             return
         self._metrics.batch_done(count, time.perf_counter() - started)
-        self._route(claimed, notes, output)
+        self._route(claimed, notes, output, path.shape)
 
-    def _route(self, claimed: list[SlotRef], notes: list[bytes], output: EngineOutput) -> None:
+    def _route(
+        self,
+        claimed: list[SlotRef],
+        notes: list[bytes],
+        output: EngineOutput,
+        shape: tuple[int, int],
+    ) -> None:
         presence = np.asarray(output.presence, np.float64)
         peak = np.asarray(output.peak, np.float64)
         for row, ref in enumerate(claimed):
@@ -151,7 +180,7 @@ class Inference:
                 peak=tuple(peak[row].tolist()),
                 candidates=candidates,
                 dtype=str(output.probs.dtype),
-                shape=self._shape,
+                shape=shape,
                 held=held,
             )
             # Copied into the message (copy=True): an engine may reuse its output buffers.
@@ -201,39 +230,36 @@ def run_inference(spec: StageSpec) -> None:
     model = check_model(config, verify=False)
     thresholds = model.thresholds
     engine = open_engine(config.model.dir, config.engine, config.frame_format)
-    frames = config.frame_format
-    plan = plan_frames(
-        (frames.height, frames.width),
-        engine.input.shape,
-        engine.info.max_batch,
-        config.batching.tile_overlap,
-    )
     fill = round(float(model.card.normalisation.get("mean", 0.0)) * 255.0)
-    if not plan.whole:
-        log.info(
-            "frames %d×%d are cut into %d tiles of the model's %d×%d (overlap %d px); %d "
-            "frame(s) per engine batch of up to %d tiles",
-            frames.width,
-            frames.height,
-            plan.tiles,
-            engine.input.width,
-            engine.input.height,
-            config.batching.tile_overlap,
-            plan.frames_per_call,
-            engine.info.max_batch,
-        )
+    overlap = config.batching.tile_overlap
     try:
         metrics.engine_loaded(engine.info, _runtime_version(engine.info.backend))
         reporter.ready(engine.info)
         log.info("inference ready: %s", engine.info.describe())
-        stage = Inference(engine, pool, thresholds, workers, reporter, metrics, plan, fill)
-        batcher: Batcher[SlotRef] = Batcher(plan.frames_per_call, config.batching.max_wait_ms)
+        stage = Inference(engine, pool, thresholds, workers, reporter, metrics, overlap, fill)
+        for group, plan in zip(pool.spec.groups, stage.plans, strict=True):
+            if not plan.whole:
+                log.info(
+                    "frames %d×%d are cut into %d tiles of the model's %d×%d (overlap %d px); "
+                    "%d frame(s) per engine batch of up to %d tiles",
+                    group.width,
+                    group.height,
+                    plan.tiles,
+                    engine.input.width,
+                    engine.input.height,
+                    overlap,
+                    plan.frames_per_call,
+                    engine.info.max_batch,
+                )
+        batchers: list[Batcher[SlotRef]] = [
+            Batcher(plan.frames_per_call, config.batching.max_wait_ms) for plan in stage.plans
+        ]
         seen = 0  # newest commit ticket handed to the batcher
         while not stop.requested:
-            deadline = batcher.next_deadline()
+            deadlines = [d for b in batchers if (d := b.next_deadline()) is not None]
             wait = reporter.wait_ms(POLL_MS)
-            if deadline is not None:
-                wait = int(min(wait, max(0.0, (deadline - time.monotonic()) * 1000)))
+            if deadlines:
+                wait = int(min(wait, max(0.0, (min(deadlines) - time.monotonic()) * 1000)))
             if doorbell.poll(wait):
                 while True:
                     try:
@@ -243,15 +269,17 @@ def run_inference(spec: StageSpec) -> None:
             else:
                 reporter.flush_if_pending()
             for ticket, ref in pool.ready():
-                if ticket > seen:
-                    batcher.add(ref, now=ref.meta.received)  # waited since it arrived
+                if ticket > seen:  # it has waited since it arrived
+                    batchers[stage.group_of(ref)].add(ref, now=ref.meta.received)
                     seen = ticket
-            metrics.queue("batcher", len(batcher))
-            while (batch := batcher.poll()) is not None:
-                stage.run_batch(batch)
+            metrics.queue("batcher", sum(len(b) for b in batchers))
+            for batcher in batchers:
+                while (batch := batcher.poll()) is not None:
+                    stage.run_batch(batch)
             reporter.maybe_flush()
-        for batch in batcher.flush():
-            stage.run_batch(batch)
+        for batcher in batchers:
+            for batch in batcher.flush():
+                stage.run_batch(batch)
     finally:
         engine.close()
         reporter.flush(final=True)

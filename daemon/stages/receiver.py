@@ -130,7 +130,7 @@ class Receiver:
         self._metrics = metrics
         self._doorbell = doorbell
         self._stop = stop
-        self._shape = (config.frame_format.height, config.frame_format.width)
+        self._shapes = {camera.id: (camera.height, camera.width) for camera in config.cameras}
         self._cameras = frozenset(camera.id for camera in config.cameras)
         self._tracker = SequenceTracker()
         self._warnings = RateLimitedLog(log, period_s=10.0)
@@ -143,7 +143,8 @@ class Receiver:
             message = read_message(
                 parts, group.mode == "connect", group.cameras, self._config.ingest.max_frame_bytes
             )
-            image = decode_frame(message.header, message.payload, self._shape)
+            shape = self._shapes[message.header.camera_id]  # read_message checked the id
+            image = decode_frame(message.header, message.payload, shape)
         except Rejected as exc:
             self._reject(exc)
             return

@@ -30,6 +30,7 @@ from defectd.daemon.slots import (
     SHM_DIR,
     Acquired,
     FrameMeta,
+    SlotGroup,
     SlotPool,
     SlotPoolError,
     SlotPoolSpec,
@@ -181,11 +182,11 @@ def test_attach_sees_the_creators_pixels_and_states(prefix: str) -> None:
 def test_attach_refuses_a_spec_that_does_not_match(prefix: str) -> None:
     with SlotPool.create(prefix, count=2, height=H, width=W) as pool:
         spec = pool.spec
-        wrong = SlotPoolSpec(spec.name, spec.count, spec.width, spec.height)
-        with pytest.raises(SlotPoolError, match=f"2 slots of {H}×{W}"):
+        wrong = SlotPoolSpec(spec.name, (SlotGroup(1, H, W), SlotGroup(1, H, W)))
+        with pytest.raises(SlotPoolError, match=f"in 1 group.*asks for 1 slots of {H}×{W}"):
             SlotPool.attach(wrong)
         with pytest.raises(SlotPoolError, match="bytes, spec"):
-            SlotPool.attach(SlotPoolSpec(spec.name, 100, H, W))
+            SlotPool.attach(SlotPoolSpec(spec.name, (SlotGroup(100, H, W),)))
 
 
 def test_create_checks_its_arguments(prefix: str) -> None:
@@ -236,6 +237,41 @@ def test_drop_oldest_takes_the_oldest_ready_frame(prefix: str) -> None:
         assert pool.acquire(meta(10), block=False) == Acquired(None)
         assert pool.acquire(meta(10), block=True, timeout=0.05).ref is None
         assert pool.in_use() == 3
+
+
+def test_groups_hold_each_cameras_frames_at_its_size(prefix: str) -> None:
+    wide, small = SlotGroup(2, 8, 64, ("wide",)), SlotGroup(3, H, W, ("left", "right"))
+    with SlotPool.create_groups(prefix, (wide, small)) as pool:
+        assert (
+            pool.spec.count == 5 and pool.spec.describe() == f"2 slots of 8×64, 3 slots of {H}×{W}"
+        )
+        first = pool.acquire(FrameMeta("wide", 0, 0.0), block=False).ref
+        assert first is not None and first.slot in (0, 1)
+        assert pool.frame(first.slot).shape == (8, 64)
+        pool.frame(first.slot)[:] = 200
+        pool.commit(first)
+        refs = [fill(pool, meta(seq, camera)) for seq, camera in [(1, "left"), (2, "right")]]
+        assert {ref.slot for ref in refs} <= {2, 3, 4}
+        assert all(pool.frame(ref.slot).shape == (H, W) for ref in refs)
+        # The wide frame's pixels are not touched by the small group's writes.
+        assert (pool.frame(first.slot) == 200).all()
+        with SlotPool.attach(pool.spec) as other:
+            assert other.frame(first.slot).shape == (8, 64)
+            np.testing.assert_array_equal(other.frame(refs[0].slot), pixels(0, 1))
+        # drop_oldest stays in the camera's group: the full wide group drops its own oldest
+        # frame (seq 0 is older than every small frame), never a small camera's.
+        second = pool.acquire(FrameMeta("wide", 3, 3.0), block=False).ref
+        assert second is not None
+        pool.commit(second)
+        third = pool.acquire(FrameMeta("wide", 4, 4.0), block=False)
+        assert third.dropped == FrameMeta("wide", 0, 0.0)
+        fill(pool, meta(5, "left"))
+        last = pool.acquire(meta(6, "right"), block=False)
+        assert last.dropped == meta(1, "left")  # the small group's oldest
+        with pytest.raises(ValueError, match="'other' has no slot group"):
+            pool.acquire(FrameMeta("other", 0, 0.0), block=False)
+    with pytest.raises(ValueError, match="at least one slot group"):
+        SlotPool.create_groups(prefix, ())
 
 
 def test_block_never_drops_and_waits_for_a_release(prefix: str) -> None:

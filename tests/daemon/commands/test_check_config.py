@@ -55,10 +55,14 @@ def test_valid_config_prints_the_effective_config(
 def test_model_check_prints_the_thresholds_in_effect(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["check-config", str(write(tmp_path, VALID)), "--model-check"]) == 0
+    wide = VALID.replace("width: 1600, height: 256}\n  -", "width: 4096, height: 1024}\n  -")
+    assert cli.main(["check-config", str(write(tmp_path, wide)), "--model-check"]) == 0
     out = capsys.readouterr().out
     bundled = f"defectd-default {read_card(default_model_dir()).version}"
-    assert f"# model {bundled} takes 1600×256 frames: the cameras' 1600×256 fit" in out
+    assert f"# model {bundled} takes 1600×256 frames; the cameras' frames:" in out
+    # 64 slots, one camera each size: 32 slots of each (4096×1024 is 4 MiB a slot)
+    assert "#   4096×1024: cut into 12 tiles; 32 slots (128.0 MiB of shared memory)" in out
+    assert "#   1600×256: as they are; 32 slots (12.5 MiB of shared memory)" in out
     (scratches,) = [line for line in out.splitlines() if line.startswith("#   3 scratches:")]
     assert "pixel 0.6," in scratches
     yaml.safe_load(out)  # the comments leave it valid YAML

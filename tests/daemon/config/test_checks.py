@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from defectd.daemon.config.schema import MIN_GROUP_SLOTS
+from defectd.daemon.slots import SlotGroup
 from tests.daemon.config.helpers import camera, config, only_problem, parse, problems
 
 
@@ -58,12 +60,31 @@ def test_different_hosts_same_port_do_not_clash() -> None:
     parse(config(publish={"bind": "tcp://192.168.10.5:9108"}))
 
 
-def test_cameras_send_one_frame_size() -> None:
-    cameras = [camera(), camera(id="b", height=512)]
-    assert only_problem(config(cameras=cameras)) == (
-        "test.yaml: cameras[1]: sends 1600×512, cameras[0] 1600×256: slots and batches hold "
-        "one frame size"
+def test_cameras_of_several_frame_sizes_share_the_slots_by_size() -> None:
+    cameras = [camera(), camera(id="b", height=512), camera(id="c"), camera(id="d", width=64)]
+    parsed = parse(config(cameras=cameras, slots={"count": 40}))
+    assert parsed.frame_sizes == ((256, 1600), (512, 1600), (256, 64))
+    assert parsed.slot_groups == (
+        SlotGroup(20, 256, 1600, ("top-0", "c")),
+        SlotGroup(10, 512, 1600, ("b",)),
+        SlotGroup(10, 256, 64, ("d",)),
     )
+    one = parse(config(cameras=[camera(), camera(id="c")], slots={"count": 40}))
+    assert one.slot_groups == (SlotGroup(40, 256, 1600),)  # one size: any camera, as before
+    few = parse(
+        config(
+            cameras=[camera(), *[camera(id=f"c{i}") for i in range(9)], camera(id="w", width=64)],
+            slots={"count": 32},
+        )
+    )
+    assert [group.count for group in few.slot_groups] == [29, 3]
+    lone = parse(
+        config(
+            cameras=[camera(), *[camera(id=f"c{i}") for i in range(19)], camera(id="w", width=64)],
+            slots={"count": 32},
+        )
+    )
+    assert [group.count for group in lone.slot_groups] == [30, MIN_GROUP_SLOTS]
 
 
 def test_cross_key_limits() -> None:
