@@ -131,7 +131,7 @@ class PipelineBenchResult:
 
 
 @dataclass
-class _Heartbeats:
+class Heartbeats:
     """(publish_ns, processed) of every heartbeat, appended by the listener thread."""
 
     points: list[tuple[int, int]] = field(default_factory=list)
@@ -181,15 +181,15 @@ def run_pipeline_bench(
         engine_conf["threads"] = threads
     ids = tuple(f"cam{i}" for i in range(2 * cameras))
     ports = LoopbackPorts()
-    config = _config(ports, ids, engine_conf, batch, max_wait_ms, model_dir)
+    config = push_config(ports, ids, engine_conf, batch, max_wait_ms, model_dir)
     with DaemonProcess(config, _dir(workdir / "engine"), ports) as daemon:
         daemon.wait_ready(300.0)
-        beats = _Heartbeats()
+        beats = Heartbeats()
         with Listener(ports.publish_endpoint, topics=("frame.",), on_status=beats.add) as listener:
             listener.wait_subscribed(10.0)
             say(f"pipeline (b): daemon with {backend}, {seconds:g} s at max rate")
             label = bare.backend  # what "auto" resolved to
-            engine = _run_phase(listener, beats, ports, ids[:cameras], 0.0, seconds, label, batch)
+            engine = run_phase(listener, beats, ports, ids[:cameras], 0.0, seconds, label, batch)
             say(f"  {engine.frames_per_s:,.1f} frames/s, {engine.sent:,} sent")
             offered = LATENCY_LOAD * engine.frames_per_s
             if offered <= 0:
@@ -197,7 +197,7 @@ def run_pipeline_bench(
                 offered = 1.0
             listener.forget()
             say(f"pipeline (c): {offered:.1f} frames/s offered ({LATENCY_LOAD:.0%} of (b))")
-            paced = _run_phase(
+            paced = run_phase(
                 listener,
                 beats,
                 ports,
@@ -238,14 +238,18 @@ def _dir(path: Path) -> Path:
     return path
 
 
-def _config(
+def push_config(
     ports: LoopbackPorts,
     ids: tuple[str, ...],
     engine: dict[str, Any],
     batch: int,
     max_wait_ms: float,
     model_dir: Path | None,
+    frame: tuple[int, int] = (256, 1600),
 ) -> dict[str, Any]:
+    """A daemon config for `ids` pushing `frame` (H, W) frames under ``block`` back-pressure:
+    what the benchmarks run."""
+    height, width = frame
     sections: dict[str, Any] = {
         "batching": {"max_wait_ms": max_wait_ms, "policy": "block"},
         "slots": {"count": max(64, 4 * batch)},
@@ -255,9 +259,14 @@ def _config(
         # is dropped with the frames on it (the last ones of a run, so no seq gap shows them).
         "ingest": {"rcvhwm": 64, "heartbeat_ivl_ms": 0},
     }
+    if (height, width) != (256, 1600):
+        sections["slots"]["count"] = max(16, 2 * batch)  # wide frames: 4 MiB a slot at 4096×1024
+        sections["ingest"]["max_frame_bytes"] = max(height * width, 4 * 2**20)
     if model_dir is not None:
         sections["model"] = {"dir": str(Path(model_dir).resolve())}
-    return line_config(ports, ids, push=True, engine=engine, sections=sections)
+    return line_config(
+        ports, ids, push=True, engine=engine, width=width, height=height, sections=sections
+    )
 
 
 def _capacity(
@@ -271,18 +280,18 @@ def _capacity(
     ids = tuple(f"cam{i}" for i in range(cameras))
     ports = LoopbackPorts()
     engine = {"backend": "null", "max_batch": batch}
-    config = _config(ports, ids, engine, batch, max_wait_ms, model_dir)
+    config = push_config(ports, ids, engine, batch, max_wait_ms, model_dir)
     with DaemonProcess(config, _dir(workdir), ports) as daemon:
         daemon.wait_ready(120.0)
-        beats = _Heartbeats()
+        beats = Heartbeats()
         with Listener(ports.publish_endpoint, topics=(), on_status=beats.add) as listener:
             listener.wait_subscribed(10.0)
-            return _run_phase(listener, beats, ports, ids, 0.0, seconds, "null", batch)
+            return run_phase(listener, beats, ports, ids, 0.0, seconds, "null", batch)
 
 
-def _run_phase(
+def run_phase(
     listener: Listener,
-    beats: _Heartbeats,
+    beats: Heartbeats,
     ports: LoopbackPorts,
     cameras: tuple[str, ...],
     fps: float,
@@ -290,9 +299,11 @@ def _run_phase(
     backend: str,
     batch: int,
     already: int = 0,
+    frame: tuple[int, int] = (256, 1600),
 ) -> CapacityRun:
-    """Push frames from `cameras` (fps 0: as fast as the daemon takes them) for `seconds`;
-    wait until the daemon has settled them; `already`: frames sent in earlier phases."""
+    """Push synthetic `frame` (H, W) frames from `cameras` (fps 0: as fast as the daemon
+    takes them) for `seconds`; wait until the daemon has settled them; `already`: frames sent
+    in earlier phases."""
     before = listener.last_status()
     base_received, base_processed, base_lost, base_dropped = _counts(before)
     simulator = Simulator(
@@ -305,6 +316,8 @@ def _run_phase(
             bind=False,
             pool=16,  # rendered once: the sender costs a send, not a synthetic frame
             sndhwm=16,
+            height=frame[0],
+            width=frame[1],
         ),
         # A progress callback, even one that does nothing: without one the simulator's paced
         # loop never moves its status deadline and spins (a core's worth of CPU at 27 fps).

@@ -33,7 +33,7 @@ from typing import Any
 from defectd.daemon.clients.background import Background
 from defectd.daemon.clients.simulator import Simulator, SimulatorConfig, SimulatorResult
 from defectd.daemon.slots import SHM_DIR
-from defectd.daemon.tools.benchmarks.pipeline import CapacityRun, _config, _Heartbeats, _run_phase
+from defectd.daemon.tools.benchmarks.pipeline import CapacityRun, Heartbeats, push_config, run_phase
 from defectd.daemon.tools.loopback import DaemonProcess, Listener, LoopbackPorts, settled
 from defectd.engines.benchmarks import machine_summary
 
@@ -215,18 +215,18 @@ def run_soak_bench(
         engine["threads"] = threads
     ids = tuple(f"cam{i}" for i in range(2 * cameras))
     ports = LoopbackPorts()
-    config = _config(ports, ids, engine, batch, max_wait_ms, model_dir)
+    config = push_config(ports, ids, engine, batch, max_wait_ms, model_dir)
     notes: list[str] = []
     with DaemonProcess(config, workdir, ports) as daemon:
         daemon.wait_ready(300.0)
         root = daemon.process.pid
-        beats = _Heartbeats()
+        beats = Heartbeats()
         with Listener(ports.publish_endpoint, topics=(), on_status=beats.add) as listener:
             listener.wait_subscribed(10.0)
             capacity: CapacityRun | None = None
             if fps is None:
                 say(f"soak: capacity with {backend}, batch {batch}, {CAPACITY_S:g} s at max rate")
-                capacity = _run_phase(
+                capacity = run_phase(
                     listener, beats, ports, ids[:cameras], 0.0, CAPACITY_S, backend, batch
                 )
                 fps = LOAD * capacity.frames_per_s

@@ -29,9 +29,10 @@ def test_the_cli_takes_width_by_height(
     out = tmp_path / "tiling.json"
     assert main(["bench", "tiling", "--model", str(tiny_model), "--frame", "1600x512",
                  "--threads", "1", "--max-batch", "2", "--seconds", "0.2", "--rounds", "1",
-                 "--json", str(out)]) == 0  # fmt: skip
+                 "--no-daemon", "--json", str(out)]) == 0  # fmt: skip
     record = json.loads(out.read_text(encoding="utf-8"))["tiling"]
     assert record["frame"] == [512, 1600] and record["tiles_per_frame"] == 2
+    assert "daemon" not in json.loads(out.read_text(encoding="utf-8"))
     with pytest.raises(SystemExit) as refused:
         main(["bench", "tiling", "--frame", "wide"])
     assert refused.value.code == 2 and "WIDTHxHEIGHT" in capsys.readouterr().err
