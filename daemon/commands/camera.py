@@ -66,6 +66,8 @@ def counters(gateway: Any) -> Any:
                 ("resent_packets", counts.resent_packets, "GigE packets resent"),
                 ("missing_packets", counts.missing_packets, "GigE packets never received"),
                 ("reconnects", counts.reconnects, "times the camera was lost and reopened"),
+                ("side_updates", counts.side_updates, "side-channel readings applied"),
+                ("side_rejected", counts.side_rejected, "side-channel messages skipped"),
             ):
                 family = CounterMetricFamily(f"defectd_camera_{name}", text, labels=["camera"])
                 family.add_metric([camera], value)

@@ -8,10 +8,11 @@ becomes a frame (`pixels.to_mono8`, line-scan lines gathered into ``lines_per_fr
 published with:
 
 - ``seq``: the stream's frame id (a gap means frames lost on the wire; the daemon counts it);
-- ``capture_ns``: the camera's timestamp mapped to wall-clock time by the offset between the
-  host's arrival time and the camera's clock at the first frame;
-- ``coil_id`` / ``position_m`` from the config (a PLC side channel can restart the gateway
-  with another coil; docs/cameras.md).
+- ``capture_ns``: the camera's timestamp mapped to wall-clock time (`clock.ClockMap`: the
+  smallest host − camera offset over the last ``clock_window`` frames, so clock drift is
+  followed and transfer delays are not);
+- ``coil_id`` / ``position_m`` from the config, or from the plant's side channel
+  (`side_channel.SideChannel`: a PLC bridge publishing coil and encoder readings).
 
 Incomplete or aborted buffers are counted, never published. A camera that stops delivering
 for ``lost_after_s`` (power cycle, cable) is closed and opened again with an exponential
@@ -32,7 +33,10 @@ import numpy as np
 import numpy.typing as npt
 import zmq
 
+from defectd.daemon.clients.camera.clock import DEFAULT_WINDOW, ClockMap
 from defectd.daemon.clients.camera.pixels import BITS, LineAssembler, Window, to_mono8
+from defectd.daemon.clients.camera.side_channel import SideChannel, StripState
+from defectd.daemon.config.endpoints import parse_endpoint
 from defectd.daemon.protocol import FrameHeader, encode_frame
 from defectd.engines.errors import InvalidInput, InvalidSetting, UserError
 
@@ -66,6 +70,8 @@ class CameraConfig:
     lines_per_frame: int | None = None  # line-scan: lines gathered into one frame
     coil_id: str | None = None
     position_m: float | None = None
+    side_channel: str | None = None  # ZeroMQ PUB endpoint of coil / encoder readings
+    clock_window: int = DEFAULT_WINDOW  # frames the clock offset's minimum is taken over
     lost_after_s: float = 3.0
     reconnect_max_s: float = 10.0
 
@@ -80,6 +86,13 @@ class CameraConfig:
             Window(*self.window)
         if self.lost_after_s <= 0 or self.reconnect_max_s <= 0:
             raise InvalidSetting("lost_after_s and reconnect_max_s must be positive")
+        if self.clock_window < 1:
+            raise InvalidSetting(f"clock_window must be at least 1 frame, got {self.clock_window}")
+        if self.side_channel is not None:
+            try:
+                parse_endpoint(self.side_channel)
+            except ValueError as exc:
+                raise InvalidSetting(f"side_channel: {exc}") from None
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any], where: str = "camera config") -> CameraConfig:
@@ -107,6 +120,8 @@ class GatewayCounts:
     resent_packets: int = 0
     missing_packets: int = 0
     reconnects: int = 0
+    side_updates: int = 0  # side-channel messages applied
+    side_rejected: int = 0  # side-channel messages skipped (not valid JSON readings)
     statuses: dict[str, int] = field(default_factory=dict)  # incomplete buffers by status
 
 
@@ -179,11 +194,15 @@ class Gateway:
         self._context = context or zmq.Context.instance()
         self._on_frame = on_frame
         self._socket: zmq.Socket[bytes] | None = None
+        self._side: SideChannel | None = None
+        self._strip = StripState(config.coil_id, config.position_m)
         self._assembled = 0  # line-scan frames published
 
     def run(self, stop: threading.Event, frames: int | None = None) -> GatewayCounts:
         """Publish until `stop` is set or `frames` are sent; reconnects a lost camera."""
         self._socket = self._open_socket()
+        if self.config.side_channel is not None:
+            self._side = SideChannel(self._context, self.config.side_channel, self._strip)
         backoff = 0.5
         try:
             while not stop.is_set() and (frames is None or self.counts.frames < frames):
@@ -205,6 +224,8 @@ class Gateway:
                     log.warning("camera %s lost; reconnecting", self.config.id)
         finally:
             self._socket.close(linger=1000)
+            if self._side is not None:
+                self._side.close()
         return self.counts
 
     def _open_socket(self) -> zmq.Socket[bytes]:
@@ -235,7 +256,7 @@ class Gateway:
         assembler = (
             LineAssembler(self.config.lines_per_frame) if self.config.lines_per_frame else None
         )
-        offset: int | None = None
+        clock = ClockMap(self.config.clock_window)  # a reopened camera's clock starts again
         quiet_since = time.monotonic()
         camera.start_acquisition()
         try:
@@ -254,8 +275,6 @@ class Gateway:
                         self.counts.statuses[name] = self.counts.statuses.get(name, 0) + 1
                         continue
                     device_ns, host_ns = buffer.get_timestamp(), buffer.get_system_timestamp()
-                    if offset is None:
-                        offset = host_ns - device_ns
                     image = to_mono8(
                         buffer.get_data(),
                         self.config.pixel_format,
@@ -263,7 +282,7 @@ class Gateway:
                         buffer.get_image_height(),
                         Window(*self.config.window) if self.config.window else None,
                     )
-                    seq, capture_ns = buffer.get_frame_id(), device_ns + offset
+                    seq, capture_ns = buffer.get_frame_id(), clock.capture_ns(device_ns, host_ns)
                 finally:
                     stream.push_buffer(buffer)
                 if assembler is None:
@@ -287,6 +306,10 @@ class Gateway:
 
     def _publish(self, seq: int, capture_ns: int, image: npt.NDArray[np.uint8]) -> None:
         height, width = image.shape
+        if self._side is not None:
+            self._strip = self._side.poll()
+            self.counts.side_updates = self._side.updates
+            self.counts.side_rejected = self._side.rejected
         try:
             header = FrameHeader(
                 camera_id=self.config.id,
@@ -295,8 +318,8 @@ class Gateway:
                 encoding="mono8",
                 width=width,
                 height=height,
-                coil_id=self.config.coil_id,
-                position_m=self.config.position_m,
+                coil_id=self._strip.coil_id,
+                position_m=self._strip.position_at(capture_ns),
             )
         except ValueError as exc:
             raise InvalidInput(f"camera {self.config.id}: {exc}") from None

@@ -107,6 +107,47 @@ def test_frames_of_the_fake_camera_arrive_with_its_size_seq_and_time(fake) -> No
     assert 'defectd_camera_reconnects_total{camera="top-0"} 0.0' in exposition
 
 
+def test_a_side_channel_sets_coil_and_position_of_the_frames(fake) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from defectd.daemon.clients.camera.gateway import CameraConfig, Gateway
+
+    aravis, _ = fake
+    context, socket, endpoint = _pull()
+    plc = context.socket(zmq.PUB)
+    port = plc.bind_to_random_port("tcp://127.0.0.1")
+    config = CameraConfig(id="top-0", endpoint=endpoint, mode="push", device=DEVICE,
+                          width=256, height=128, frame_rate=20.0, coil_id="C-0",
+                          side_channel=f"tcp://127.0.0.1:{port}")  # fmt: skip
+    gateway = Gateway(config, aravis, context)
+    stop = threading.Event()
+    worker = threading.Thread(target=gateway.run, args=(stop,))
+    worker.start()
+    reading = {"coil_id": "C24-08151", "position_m": 500.0, "speed_m_per_s": 2.0,
+               "at_ns": time.time_ns()}  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        header = None
+        while time.monotonic() < deadline:
+            plc.send(json.dumps(reading).encode())
+            (message,) = _receive(socket, 1)
+            header = message.header  # type: ignore[attr-defined]
+            if header.coil_id == "C24-08151":
+                break
+        assert header is not None and header.coil_id == "C24-08151"
+        # Moved on from the reading by 2 m/s to the frame's capture time.
+        expected = 500.0 + 2.0 * (header.capture_ns - reading["at_ns"]) / 1e9
+        assert header.position_m == pytest.approx(expected, abs=1e-6)
+        assert 500.0 <= header.position_m < 560.0
+    finally:
+        stop.set()
+        worker.join(15)
+        plc.close(0)
+        socket.close(0)
+        context.term()
+    assert gateway.counts.side_updates >= 1 and gateway.counts.side_rejected == 0
+
+
 def test_a_camera_killed_and_restarted_is_reconnected(fake) -> None:  # type: ignore[no-untyped-def]
     from defectd.daemon.clients.camera.gateway import CameraConfig, Gateway
 
