@@ -19,7 +19,7 @@ import zmq
 from defectd.daemon.clients.background import Background
 from defectd.daemon.clients.subscriber import GapDetector
 from defectd.daemon.events import decode_message
-from defectd.daemon.tools.benchmarks.pipeline import CapacityRun, _config, _Heartbeats, _run_phase
+from defectd.daemon.tools.benchmarks.pipeline import CapacityRun, Heartbeats, push_config, run_phase
 from defectd.daemon.tools.loopback import DaemonProcess, Listener, LoopbackPorts
 
 pytestmark = pytest.mark.slow
@@ -107,19 +107,19 @@ def test_slow_and_late_subscribers_leave_the_frame_rate_unchanged(tmp_path: Path
     """Phases alone, with, with, alone (the machine's load drifts: the means are compared)."""
     ports = LoopbackPorts()
     ids = tuple(f"cam{i}" for i in range(10))
-    config = _config(ports, ids, {"backend": "null", "max_batch": 16}, 16, 20.0, None)
+    config = push_config(ports, ids, {"backend": "null", "max_batch": 16}, 16, 20.0, None)
     config["publish"]["sndhwm"] = 64
     runs: list[CapacityRun] = []
     with DaemonProcess(config, tmp_path, ports) as daemon:
         daemon.wait_ready(60)
-        beats = _Heartbeats()
+        beats = Heartbeats()
         with Listener(ports.publish_endpoint, topics=(), on_status=beats.add) as listener:
             listener.wait_subscribed(10)
 
             def phase(cameras: tuple[str, ...], seconds: float) -> CapacityRun:
                 already = sum(run.sent for run in runs)
                 runs.append(
-                    _run_phase(listener, beats, ports, cameras, 0.0, seconds, "null", 16, already)
+                    run_phase(listener, beats, ports, cameras, 0.0, seconds, "null", 16, already)
                 )
                 return runs[-1]
 
