@@ -178,6 +178,24 @@ def _check_sections(parts: Mapping[str, Any], complete: bool, problems: Problems
         # One batch is in the engine while the next one fills; fewer slots starve the engine.
         message = f"must be at least 2 × engine.max_batch = {2 * engine.max_batch}"
         problems.add("slots.count", f"{message}, got {slots.count}")
+    store = parts.get("store")
+    if store is not None and store.enabled:
+        for index, camera in cameras:
+            if camera.across_mm_per_px is None:
+                problems.add(
+                    "store.enabled",
+                    f"cameras[{index}] ({camera.id}) has no across_mm_per_px: the store keeps "
+                    "defects on the strip in mm and m; give every camera its geometry "
+                    "(docs/cameras.md, calibrating the geometry)",
+                )
+                break
+        if store.url is not None and not store.url.startswith(
+            ("sqlite:///", "postgresql://", "postgres://")
+        ):
+            problems.add(
+                "store.url",
+                f"{store.url!r}: use sqlite:///PATH/defects.db or postgresql://USER@HOST/DB",
+            )
     if parts["restart"] is not None:
         _not_below(parts["restart"], "restart", "backoff_initial_s", "backoff_max_s", problems)
     _check_binds(cameras, parts["publish"], parts["metrics"], problems)

@@ -17,12 +17,14 @@ from dataclasses import MISSING, Field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from defectd.daemon.coils.grading import parse_rules
 from defectd.daemon.config.checks import check_across_keys
 from defectd.daemon.config.errors import ConfigError, Problems, key_path
 from defectd.daemon.config.schema import (
     REQUIRED_SECTIONS,
     SECTIONS,
     CameraSettings,
+    CoilSettings,
     DaemonConfig,
     ModelSettings,
     ThresholdOverride,
@@ -210,6 +212,36 @@ def _model(raw: object, problems: Problems, base_dir: Path | None) -> ModelSetti
     return ModelSettings(dir=directory, thresholds=tuple(overrides))
 
 
+def _coils(raw: object, problems: Problems) -> CoilSettings | None:
+    """``coils:``: its numbers, then the grades and rules (`daemon.coils.grading`)."""
+    values = _mapping(raw, "coils", problems)
+    if values is None:
+        return None
+    values = dict(values)
+    grades = values.pop("grades", ["A", "B", "reject"])
+    rules = values.pop("rules", None) or []
+    count = len(problems.items)
+    if not isinstance(grades, list) or not grades or not all(isinstance(g, str) for g in grades):
+        problems.add("coils.grades", f"expected a list of grade names, best first, got "
+                     f"{_describe(grades)}")  # fmt: skip
+        return None
+    if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+        problems.add("coils.rules", f"expected a list of rules (mappings), got {_describe(rules)}")
+        return None
+    given: dict[str, object] = {"grades": tuple(grades), "rules": ()}
+    try:
+        parsed = parse_rules(grades, rules)
+        given["rules"] = parsed.rules
+    except ValueError as exc:
+        found = re.match(r"(rules\[\d+\](?:\.[a-z_0-9]+)?): (.*)", str(exc), re.DOTALL)
+        if found:
+            problems.add(f"coils.{found[1]}", found[2])
+        else:
+            problems.add("coils.rules", str(exc))
+    settings = _section(CoilSettings, values, "coils", problems, given)
+    return settings if len(problems.items) == count else None
+
+
 def _metrics_dir(environ: Mapping[str, str]) -> str | None:
     """$PROMETHEUS_MULTIPROC_DIR, else $RUNTIME_DIRECTORY/metrics (systemd), else None."""
     if environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -250,6 +282,8 @@ def parse_config(
             parts[name] = _cameras(raw, problems)
         elif name == "model":
             parts[name] = _model(raw, problems, base_dir)
+        elif name == "coils":
+            parts[name] = _coils(raw, problems)
         else:
             parts[name] = _section(cls, raw, name, problems)
     metrics = parts["metrics"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from defectd.daemon.coils.grading import GradeRule
 from defectd.daemon.config.endpoints import MODES, check_camera_id, parse_endpoint, parse_http_bind
 from defectd.daemon.events import MAX_REGIONS
 from defectd.daemon.protocol import ENCODINGS, MAX_DIMENSION
@@ -172,6 +173,34 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CoilSettings:
+    """``coils:``: how frames become coils and how a coil is graded (daemon/coils/)."""
+
+    silence_s: float = field(default=30.0, metadata=_bounds(above=0))  # no frame: coil ends
+    largest: int = field(default=10, metadata=_bounds(0))  # defects a coil record lists
+    tolerance_mm: float = field(default=2.0, metadata=_bounds(0, 1000))  # joining regions
+    grades: tuple[str, ...] = ("A", "B", "reject")  # best first
+    rules: tuple[GradeRule, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoreSettings:
+    """``store:``: the defect store (daemon/store/): strip defects, coils, coverage gaps."""
+
+    enabled: bool = False
+    # null: SQLite at $STATE_DIRECTORY/defects.db (systemd), else ./defectd-state/defects.db;
+    # or postgresql://user@host/db (several inspection PCs, one database)
+    url: str | None = None
+    queue: int = field(default=1024, metadata=_bounds(1))  # batches waiting for the writer
+    spool_max_mb: float = field(default=1024.0, metadata=_bounds(above=0))
+    retention_days: float | None = field(default=90.0, metadata=_bounds(above=0))
+    max_defects: int | None = field(default=None, metadata=_bounds(1))
+    crops: bool = True  # a JPEG of each defect's box beside the store
+    crop_margin_px: int = field(default=16, metadata=_bounds(0, 4096))
+    crops_max_mb: float = field(default=2048.0, metadata=_bounds(above=0))
+
+
+@dataclass(frozen=True, kw_only=True)
 class ShutdownSettings:
     """``shutdown:``: how long SIGTERM waits for frames in flight."""
 
@@ -208,6 +237,8 @@ SECTIONS: dict[str, type[Any]] = {
     "publish": PublishSettings,
     "metrics": MetricsSettings,
     "security": SecuritySettings,
+    "coils": CoilSettings,
+    "store": StoreSettings,
     "shutdown": ShutdownSettings,
     "restart": RestartSettings,
     "logging": LoggingSettings,
@@ -250,6 +281,8 @@ class DaemonConfig:
     publish: PublishSettings = PublishSettings()
     metrics: MetricsSettings = MetricsSettings()
     security: SecuritySettings = SecuritySettings()
+    coils: CoilSettings = CoilSettings()
+    store: StoreSettings = StoreSettings()
     shutdown: ShutdownSettings = ShutdownSettings()
     restart: RestartSettings = RestartSettings()
     logging: LoggingSettings = LoggingSettings()
@@ -313,6 +346,9 @@ class DaemonConfig:
             elif name == "model":
                 overrides = {o.target: o.changes() for o in self.model.thresholds}
                 result[name] = {"dir": str(self.model.dir), "thresholds": overrides}
+            elif name == "coils":
+                result[name] = {**_plain(self.coils), "grades": list(self.coils.grades)}
+                result[name]["rules"] = [rule.to_mapping() for rule in self.coils.rules]
             else:
                 result[name] = _plain(getattr(self, name))
         return result

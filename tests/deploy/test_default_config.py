@@ -36,7 +36,7 @@ def test_it_runs_the_bundled_model(capsys: pytest.CaptureFixture[str]) -> None:
     the model check passes (frame size, classes, thresholds)."""
     assert load_config(CONFIG, environ={}).model.dir == default_model_dir()
     assert cli.main(["check-config", "--model-check", str(CONFIG)]) == 0
-    assert "fit" in capsys.readouterr().out
+    assert "#   1600×256: as they are; 64 slots" in capsys.readouterr().out
 
 
 def test_three_cameras_two_pub_one_push() -> None:
