@@ -38,6 +38,14 @@ class GradeRule:
     limit: float
     class_name: str | None = None  # None: all classes together (gap_m_over: always None)
 
+    def to_mapping(self) -> dict[str, object]:
+        """The rule as the config writes it."""
+        out: dict[str, object] = {"grade": self.grade}
+        if self.class_name is not None:
+            out["class"] = self.class_name
+        out[self.metric] = self.limit
+        return out
+
     def describe(self, value: float) -> str:
         what = self.class_name or ("strip" if self.metric == "gap_m_over" else "all classes")
         name = self.metric.removesuffix("_over")

@@ -116,3 +116,27 @@ def test_cross_key_limits() -> None:
 
 def test_no_heartbeat_needs_no_timeout() -> None:
     parse(config(ingest={"heartbeat_ivl_ms": 0, "heartbeat_timeout_ms": 1}))
+
+
+def test_coils_rules_and_the_store_are_checked() -> None:
+    rules = [{"grade": "B", "class": "scratches", "count_over": 3}, {"grade": "C", "gap_m_over": 1}]
+    found = problems(config(coils={"rules": rules, "silence_s": 0}))
+    assert found == [
+        "test.yaml: coils.rules: rule grade 'C' is not one of the grades ['A', 'B', 'reject']",
+        "test.yaml: coils.silence_s: must be more than 0, got 0",
+    ]
+    own = [
+        {"grade": "hold", "class": "scratches", "count_over": 3},
+        {"grade": "hold", "gap_m_over": 5},
+    ]
+    good = parse(config(coils={"grades": ["ok", "hold"], "rules": own}))
+    assert good.coils.rules[0].class_name == "scratches" and good.coils.grades == ("ok", "hold")
+    assert only_problem(config(store={"enabled": True})).startswith(
+        "test.yaml: store.enabled: cameras[0] (top-0) has no across_mm_per_px"
+    )
+    placed = [camera(across_mm_per_px=0.5)]
+    assert only_problem(config(cameras=placed, store={"enabled": True, "url": "mysql://x"})) == (
+        "test.yaml: store.url: 'mysql://x': use sqlite:///PATH/defects.db or "
+        "postgresql://USER@HOST/DB"
+    )
+    assert parse(config(cameras=placed, store={"enabled": True})).store.enabled
