@@ -104,6 +104,11 @@ class Metrics:
     defects: Counter
     worker_restarts: Counter
     auth_rejected: Counter
+    store_rows: Counter
+    store_spooled: Counter
+    store_replayed: Counter
+    store_dropped_rows: Counter
+    coils_closed: Counter
 
     batch_size: Histogram
     inference_seconds: Histogram
@@ -116,6 +121,7 @@ class Metrics:
     last_frame_timestamp: Gauge
     engine_info: Gauge
     build_info: Gauge
+    store_up: Gauge
 
     def camera_label(self, camera: str | None) -> str:
         """`camera` if it is configured, else `UNKNOWN_CAMERA` (bounds the label's values)."""
@@ -192,6 +198,23 @@ class Metrics:
     def set_ready(self, ready: bool) -> None:
         """Whether the daemon is ready (what ``/readyz`` says)."""
         self.ready.set(1 if ready else 0)
+
+    def store_dropped(self, reason: str, rows: int) -> None:
+        """Rows the store never got: ``queue_full`` (a stage's queue), ``spool_full``."""
+        self.store_dropped_rows.labels(reason=reason).inc(rows)
+
+    def store_progress(self, written: int, spooled: int, replayed: int, up: bool) -> None:
+        """Rows the store writer wrote, spooled and replayed since the last call; its state."""
+        if written:
+            self.store_rows.inc(written)
+        if spooled:
+            self.store_spooled.inc(spooled)
+        if replayed:
+            self.store_replayed.inc(replayed)
+        self.store_up.set(1 if up else 0)
+
+    def coil_closed(self, grade: str) -> None:
+        self.coils_closed.labels(grade=grade).inc()
 
     def worker_restarted(self, kind: str) -> None:
         """The supervisor started a replacement for a dead child of `kind`."""
@@ -344,4 +367,18 @@ def create_metrics(
             "engine_info", "The inference engine in use (value 1).", ENGINE_INFO_LABELS, "livemax"
         ),
         build_info=gauge("build_info", "defectd build (value 1).", ("version", "python"), "max"),
+        store_rows=counter("store_rows", "Rows written to the defect store.", ()),
+        store_spooled=counter(
+            "store_spooled_rows", "Rows spooled to disk while the database was unreachable.", ()
+        ),
+        store_replayed=counter(
+            "store_replayed_rows", "Spooled rows written once the database answered again.", ()
+        ),
+        store_dropped_rows=counter(
+            "store_dropped", "Rows the defect store never got, by reason.", ("reason",)
+        ),
+        coils_closed=counter("coils_closed", "Coils closed, by grade.", ("grade",)),
+        store_up=gauge(
+            "store_up", "1 while the defect store's database takes writes, else 0.", (), "livemax"
+        ),
     )

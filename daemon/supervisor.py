@@ -64,6 +64,7 @@ from defectd.daemon.stages.inference import run_inference, worker_for
 from defectd.daemon.stages.postprocess import run_postprocess
 from defectd.daemon.stages.publisher import run_publisher
 from defectd.daemon.stages.receiver import run_receiver
+from defectd.daemon.stages.store import run_store
 from defectd.engines.engine import EngineInfo
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ _ENTRY: dict[str, Callable[[StageSpec], None]] = {
     "inference": run_inference,
     "postprocess": run_postprocess,
     "publisher": run_publisher,
+    "store": run_store,
 }
 
 
@@ -207,6 +209,8 @@ class Supervisor:
     def _start_all(self, paths: RunPaths, pool: SlotPool) -> None:
         config = self._config
         kinds = [("publisher", 1), ("postprocess", config.postprocess.workers), ("inference", 1)]
+        if config.store.enabled:
+            kinds.insert(0, ("store", 1))
         kinds.append(("receiver", config.ingest.receivers))
         for kind, count in kinds:  # downstream first: nothing is sent before its reader binds
             for index in range(count):
@@ -455,7 +459,8 @@ class Supervisor:
             if now - last_change > SETTLE_S:
                 break
         drained_for = time.monotonic() - began
-        for kinds in (("receiver",), ("inference",), ("postprocess",), ("publisher",)):
+        stages = (("receiver",), ("inference",), ("postprocess",), ("publisher",), ("store",))
+        for kinds in stages:
             self._signal_children(kinds)
             self._wait_exit(kinds, reports, pool, metrics)
         end = time.monotonic() + 0.3  # final reports travel after the process is gone

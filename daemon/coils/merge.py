@@ -206,7 +206,14 @@ class StripMerger:
         )
 
 
+def first_region(defect: StripDefect) -> tuple[str, int, int, tuple[int, int, int, int]]:
+    """(camera, seq, class_id, bbox) of the region a strip defect started with (its crop's
+    key), read back from its id."""
+    x, y, w, h = (int(float(v)) for v in defect.defect_id.rsplit("/", 1)[1].split("."))
+    return defect.first_camera, defect.first_seq, defect.class_id, (x, y, w, h)
+
+
 def _index(region: PlacedRegion) -> str:
     """A region's place in its frame, unique among the frame's regions of its class."""
     x, y, w, h = region.bbox
-    return f"{x}.{y}.{w}.{h}"
+    return f"{x}.{y}.{w}.{h}"  # `first_region` reads it back

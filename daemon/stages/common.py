@@ -31,7 +31,7 @@ from defectd.engines.engine import EngineInfo
 
 log = logging.getLogger(__name__)
 
-STAGE_KINDS = ("receiver", "inference", "postprocess", "publisher")
+STAGE_KINDS = ("receiver", "inference", "postprocess", "publisher", "store")
 REPORT_INTERVAL_S = 0.1  # a stage's events reach the supervisor at most this late
 PROGRESS_INTERVAL_S = 0.25  # an idle stage still reports this often: its loop turns
 _MAX_EVENTS = 512  # events per report
@@ -62,6 +62,11 @@ class RunPaths:
     def publisher(self) -> str:
         """Workers PUSH results and the supervisor status; the publisher binds."""
         return f"ipc://{self.run_dir}/publish"
+
+    @property
+    def store(self) -> str:
+        """The publisher PUSHes what it published (``store.enabled``); the store stage binds."""
+        return f"ipc://{self.run_dir}/store"
 
 
 @dataclass(frozen=True)

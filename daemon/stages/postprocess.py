@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import zmq
 
 from defectd.daemon.accounting import FrameEvent
@@ -49,6 +50,16 @@ class FrameInfo:
 
 
 @dataclass(frozen=True)
+class Crop:
+    """The pixels around one region, for the defect store's picture of it."""
+
+    class_id: int
+    bbox: tuple[int, int, int, int]  # the region's, in frame pixels
+    origin: tuple[int, int]  # x, y of the crop's top-left corner in the frame
+    pixels: npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
 class Published:
     """A frame's events for the publisher: defects first, then the summary (publish_ns 0:
     the publisher stamps it when it sends)."""
@@ -56,6 +67,34 @@ class Published:
     defects: tuple[DefectEvent, ...]
     summary: FrameSummary
     received: float  # monotonic receive time, for the receive → publish latency
+    crops: tuple[Crop, ...] = ()  # with store.crops: the largest regions' pixels
+
+
+CROPS_PER_CLASS = 8  # regions per class and frame whose pixels go to the store
+CROP_MAX_PX = 512  # a crop's longest side; larger boxes are cut around their centre
+
+
+def cut_crops(
+    frame: npt.NDArray[np.uint8], events: tuple[DefectEvent, ...], margin: int
+) -> tuple[Crop, ...]:
+    """Copies of the frame around each event's largest regions (`margin` px around the box,
+    clipped to the frame, at most `CROP_MAX_PX` a side)."""
+    height, width = frame.shape
+    crops = []
+    for event in events:
+        for region in event.regions[:CROPS_PER_CLASS]:
+            x, y, w, h = region.bbox
+            x0, y0 = max(0, x - margin), max(0, y - margin)
+            x1, y1 = min(width, x + w + margin), min(height, y + h + margin)
+            if x1 - x0 > CROP_MAX_PX:
+                x0 = max(0, min(width - CROP_MAX_PX, x + w // 2 - CROP_MAX_PX // 2))
+                x1 = x0 + CROP_MAX_PX
+            if y1 - y0 > CROP_MAX_PX:
+                y0 = max(0, min(height - CROP_MAX_PX, y + h // 2 - CROP_MAX_PX // 2))
+                y1 = y0 + CROP_MAX_PX
+            pixels = np.array(frame[y0:y1, x0:x1])  # a copy: the slot is released next
+            crops.append(Crop(event.class_id, region.bbox, (x0, y0), pixels))
+    return tuple(crops)
 
 
 class Worker:
@@ -72,8 +111,10 @@ class Worker:
         include_rle: bool,
         max_regions: int,
         geometry: Mapping[str, StripGeometry] | None = None,
+        crop_margin: int | None = None,
     ) -> None:
         self._pool = pool
+        self._crop_margin = crop_margin  # None: no crops (the store keeps none)
         self._thresholds = thresholds
         self._classes = classes
         self._line = line
@@ -96,8 +137,6 @@ class Worker:
             defects = postprocess(probs, item.presence, self._thresholds, item.peak)
         else:
             defects = FrameDefects({}, (), item.presence, (height, width))
-        if item.held and not self._pool.release(ref):
-            return None
         note = FrameNote.decode(item.note)
         info = FrameInfo(
             ref.meta.camera, ref.meta.seq, note.capture_ns, note.coil_id, note.position_m
@@ -112,6 +151,11 @@ class Worker:
             max_regions=self._max_regions,
             geometry=self._geometry.get(ref.meta.camera),
         )
+        crops: tuple[Crop, ...] = ()
+        if events and item.held and self._crop_margin is not None:
+            crops = cut_crops(self._pool.frame(ref.slot), tuple(events), self._crop_margin)
+        if item.held and not self._pool.release(ref):
+            return None  # reclaimed meanwhile: the events are not ours to send
         summary = frame_summary(
             info,
             defects,
@@ -121,7 +165,7 @@ class Worker:
             publish_ns=0,
             batch_size=item.batch_size,
         )
-        return Published(tuple(events), summary, ref.meta.received)
+        return Published(tuple(events), summary, ref.meta.received, crops)
 
     def give_up(self, parts: list[zmq.Frame]) -> FrameEvent | None:
         """Release the frame of a message `handle` failed on; its drop event, if it was ours."""
@@ -155,6 +199,9 @@ def run_postprocess(spec: StageSpec) -> None:
             for camera in config.cameras
             if (geometry := StripGeometry.of(camera)) is not None
         },
+        crop_margin=(
+            config.store.crop_margin_px if config.store.enabled and config.store.crops else None
+        ),
     )
     inbox = context.socket(zmq.PULL)
     inbox.setsockopt(zmq.LINGER, 0)

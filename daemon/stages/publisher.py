@@ -42,8 +42,15 @@ _DRAIN = 256
 class Publisher:
     """Encodes and sends; counts what it sent."""
 
-    def __init__(self, socket: zmq.Socket[bytes], reporter: Reporter, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        socket: zmq.Socket[bytes],
+        reporter: Reporter,
+        metrics: Metrics,
+        store: zmq.Socket[bytes] | None = None,
+    ) -> None:
         self._socket = socket
+        self._store = store  # store.enabled: every published frame goes on to the store stage
         self._reporter = reporter
         self._metrics = metrics
         self._sequencer = TopicSequencer()
@@ -74,6 +81,11 @@ class Publisher:
         self._metrics.latency("capture_to_publish", (publish_ns - summary.capture_ns) / 1e9)
         self._metrics.latency("receive_to_publish", done - item.received)
         self._reporter.frame(FrameEvent("processed", summary.camera_id, summary.seq, done))
+        if self._store is not None:
+            try:
+                self._store.send_pyobj(replace(item, summary=summary), zmq.NOBLOCK)
+            except zmq.Again:  # the store stage is behind: counted, never waited for
+                self._metrics.store_dropped("queue_full", 1 + len(item.defects))
 
     def _send(self, parts: list[bytes]) -> None:
         # PUB drops at the high-water mark anyway; never wait for a subscriber
@@ -108,7 +120,13 @@ def run_publisher(spec: StageSpec) -> None:
         bind_ipc(pub, config.publish.bind)
     else:
         pub.bind(config.publish.bind)
-    publisher = Publisher(pub, reporter, metrics)
+    store = None
+    if config.store.enabled:
+        store = context.socket(zmq.PUSH)
+        store.setsockopt(zmq.SNDHWM, config.store.queue)
+        store.setsockopt(zmq.LINGER, 5000)  # the last frames still reach it at stop
+        store.connect(spec.paths.store)
+    publisher = Publisher(pub, reporter, metrics, store)
     if security.curve:
         assert security.subscriber_clients_dir is not None
         allowed = len(load_allow_list(Path(security.subscriber_clients_dir)))
@@ -138,6 +156,8 @@ def run_publisher(spec: StageSpec) -> None:
         if watch is not None:
             watch.close()
         pub.close()
+        if store is not None:
+            store.close()
         if auth is not None:
             auth.stop()
         context.term()
