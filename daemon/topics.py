@@ -27,7 +27,8 @@ MAX_SEGMENT = 64
 DEFECT = "defect"
 FRAME = "frame"
 STATUS = "status"
-KINDS = (DEFECT, FRAME, STATUS)
+COIL = "coil"
+KINDS = (DEFECT, FRAME, STATUS, COIL)
 
 _FORBIDDEN = re.compile(r"[^A-Za-z0-9_-]")  # explicit ranges: ASCII only, unlike \w
 _CLEAN = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_SEGMENT}}}")
@@ -73,6 +74,11 @@ def defect_topic(line: str, camera_id: str, class_name: str) -> str:
 def frame_topic(line: str, camera_id: str) -> str:
     """``frame.<line>.<camera>``, each segment sanitised."""
     return _join(FRAME, line, camera_id)
+
+
+def coil_topic(line: str, coil_id: str) -> str:
+    """``coil.<line>.<coil_id>``, each segment sanitised."""
+    return _join(COIL, line, coil_id)
 
 
 def status_topic() -> str:

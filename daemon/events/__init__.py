@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from defectd.daemon.events.codec import MessageError, TopicSequencer, decode_message, encode
 from defectd.daemon.events.messages import (
+    COIL_SCHEMA,
     DEFECT_SCHEMA,
     FRAME_SCHEMA,
     MAX_REGIONS,
     SCHEMA_VERSION,
     SCHEMAS,
     STATUS_SCHEMA,
+    CoilEvent,
     DefectEvent,
     Event,
     FrameCounts,
@@ -38,12 +40,14 @@ from defectd.daemon.events.messages import (
 )
 
 __all__ = [
+    "COIL_SCHEMA",
     "DEFECT_SCHEMA",
     "FRAME_SCHEMA",
     "MAX_REGIONS",
     "SCHEMAS",
     "SCHEMA_VERSION",
     "STATUS_SCHEMA",
+    "CoilEvent",
     "DefectEvent",
     "Event",
     "FrameCounts",

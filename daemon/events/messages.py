@@ -14,11 +14,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from defectd.daemon.coils.model import CoilRecord
 from defectd.daemon.geometry import StripGeometry, StripPosition
 from defectd.daemon.topics import (
+    COIL,
     DEFECT,
     FRAME,
     STATUS,
+    coil_topic,
     defect_topic,
     frame_topic,
     sanitise_segment,
@@ -31,7 +34,8 @@ SCHEMA_VERSION = 1
 DEFECT_SCHEMA = f"defectd.{DEFECT}/{SCHEMA_VERSION}"
 FRAME_SCHEMA = f"defectd.{FRAME}/{SCHEMA_VERSION}"
 STATUS_SCHEMA = f"defectd.{STATUS}/{SCHEMA_VERSION}"
-SCHEMAS = {DEFECT: DEFECT_SCHEMA, FRAME: FRAME_SCHEMA, STATUS: STATUS_SCHEMA}
+COIL_SCHEMA = f"defectd.{COIL}/{SCHEMA_VERSION}"
+SCHEMAS = {DEFECT: DEFECT_SCHEMA, FRAME: FRAME_SCHEMA, STATUS: STATUS_SCHEMA, COIL: COIL_SCHEMA}
 
 # A frame full of noise can hold thousands of components; the event keeps the largest and
 # says how many there were (`region_count`), so one bad frame cannot produce a megabyte message.
@@ -277,7 +281,51 @@ class StatusEvent:
         }
 
 
-Event = DefectEvent | FrameSummary | StatusEvent
+@dataclass(frozen=True)
+class CoilEvent:
+    """A coil closed: what was inspected, what was found, its grade (`daemon.coils`)."""
+
+    SCHEMA: ClassVar[str] = COIL_SCHEMA
+
+    record: CoilRecord
+
+    @property
+    def topic(self) -> str:
+        return coil_topic(self.record.line, self.record.coil_id)
+
+    def to_payload(self) -> dict[str, Any]:
+        coil = self.record
+        return {
+            "line": sanitise_segment(coil.line),
+            "coil_id": coil.coil_id,
+            "started_ns": coil.started_ns,
+            "ended_ns": coil.ended_ns,
+            "end_reason": coil.end_reason,
+            "head_m": round(coil.head_m, 4),
+            "tail_m": round(coil.tail_m, 4),
+            "inspected_m": round(coil.inspected_m, 4),
+            "width_mm": round(coil.width_mm, 2),
+            "frames": coil.frames,
+            "defects": coil.defects,
+            "classes": [
+                {
+                    "class_name": count.class_name,
+                    "count": count.count,
+                    "area_mm2": round(count.area_mm2, 2),
+                    "per_100m": round(count.per_100m, 4),
+                    "per_m2": round(count.per_m2, 6),
+                }
+                for count in coil.classes
+            ],
+            "gap_m": round(coil.gap_m, 4),
+            "largest": list(coil.largest),
+            "grade": coil.grade,
+            "grade_reasons": list(coil.grade_reasons),
+            "anomalies": {kind: count for kind, count in coil.anomalies},
+        }
+
+
+Event = DefectEvent | FrameSummary | StatusEvent | CoilEvent
 
 
 def defect_events(

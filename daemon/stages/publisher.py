@@ -27,7 +27,7 @@ from defectd.daemon.curve import (
     make_server,
     start_authenticator,
 )
-from defectd.daemon.events import StatusEvent, TopicSequencer, encode
+from defectd.daemon.events import CoilEvent, StatusEvent, TopicSequencer, encode
 from defectd.daemon.metrics import Metrics, create_metrics
 from defectd.daemon.ratelimit import RateLimitedLog
 from defectd.daemon.stages.common import Reporter, StageSpec, bind_ipc, serve, start_stage
@@ -59,6 +59,8 @@ class Publisher:
     def handle(self, item: object) -> None:
         if isinstance(item, Published):
             self._frame(item)
+        elif isinstance(item, CoilEvent):
+            self._send(encode(item, self._sequencer))
         elif isinstance(item, StatusEvent):
             self._send(encode(replace(item, publish_ns=time.time_ns()), self._sequencer))
         else:

@@ -12,6 +12,7 @@ loop, let alone the pipeline (spooled to disk, replayed when it answers; docs/co
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -24,10 +25,11 @@ import zmq
 
 from defectd.daemon.coils.grading import GradeRules
 from defectd.daemon.coils.merge import first_region
-from defectd.daemon.coils.model import StripDefect
+from defectd.daemon.coils.model import CoilRecord, StripDefect
 from defectd.daemon.coils.placed import place_frame
 from defectd.daemon.coils.tracker import CoilTracker, TrackerOutput, TrackerSettings
 from defectd.daemon.config import DaemonConfig
+from defectd.daemon.events import CoilEvent
 from defectd.daemon.geometry import StripGeometry
 from defectd.daemon.metrics import Metrics, create_metrics
 from defectd.daemon.stages.common import Reporter, StageSpec, bind_ipc, serve, start_stage
@@ -65,6 +67,7 @@ class StoreStage:
         sink: BatchSink,
         crops: CropSink | None = None,
         clock: Callable[[], int] = time.time_ns,
+        on_coil: Callable[[CoilRecord], None] | None = None,
     ) -> None:
         coils = config.coils
         settings = TrackerSettings(
@@ -80,6 +83,7 @@ class StoreStage:
         self._sink = sink
         self._crops = crops
         self._clock = clock
+        self._on_coil = on_coil  # a closed coil's event goes out (the publisher)
         self._pending: OrderedDict[tuple[str, int, int, tuple[int, int, int, int]], Crop] = (
             OrderedDict()
         )
@@ -135,6 +139,9 @@ class StoreStage:
         batch = StoreBatch(defects=defects, gaps=out.gaps, coils=out.coils)
         if not self._sink.submit(batch):
             self.dropped_rows += batch.rows
+        if self._on_coil is not None:
+            for coil in out.coils:
+                self._on_coil(coil)
 
     def _with_crop(self, defect: StripDefect) -> StripDefect:
         if self._crops is None:
@@ -225,7 +232,16 @@ def run_store(spec: StageSpec) -> None:
     crops = None
     if settings.crops:
         crops = CropStore(crops_directory(url), int(settings.crops_max_mb * 2**20))
-    stage = StoreStage(config, tuple(card.classes), writer, crops)
+    events = context.socket(zmq.PUSH)  # closed coils' events, published like the others
+    events.setsockopt(zmq.SNDHWM, 1000)
+    events.setsockopt(zmq.LINGER, 1000)
+    events.connect(spec.paths.publisher)
+
+    def publish(coil: CoilRecord) -> None:
+        with contextlib.suppress(zmq.Again):  # the publisher gone (stopping): stored anyway
+            events.send_pyobj(CoilEvent(coil), zmq.NOBLOCK)
+
+    stage = StoreStage(config, tuple(card.classes), writer, crops, on_coil=publish)
     inbox = context.socket(zmq.PULL)
     inbox.setsockopt(zmq.LINGER, 0)
     bind_ipc(inbox, spec.paths.store)
@@ -247,6 +263,7 @@ def run_store(spec: StageSpec) -> None:
         reporter.flush(final=True)
         reporter.close()
         inbox.close(linger=0)
+        events.close()
         context.term()
 
 

@@ -13,7 +13,9 @@ from typing import Any
 import jsonschema  # defectd[dev]
 import pytest
 
+from defectd.daemon.coils.model import ClassCount, CoilRecord
 from defectd.daemon.events import (
+    CoilEvent,
     DefectEvent,
     FrameCounts,
     FrameSummary,
@@ -51,6 +53,7 @@ SCHEMA_FILES = {
     DefectEvent: "defect-event",
     FrameSummary: "frame-summary",
     StatusEvent: "status-event",
+    CoilEvent: "coil-event",
 }
 
 
@@ -149,7 +152,21 @@ def every_kind_of_message() -> list[Any]:
         Frame(), nan_presence, CLASSES, line="line1", model=MODEL, max_regions=0
     )
     messages += [status(ready=True), status(ready=False), replace(status(), frames=FrameCounts())]
+    bare = replace(coil_record(), anomalies=(), grade_reasons=(), largest=())
+    messages += [CoilEvent(coil_record()), CoilEvent(bare)]
     return messages
+
+
+def coil_record() -> CoilRecord:
+    return CoilRecord(
+        line="line1", coil_id="C24-08151", started_ns=CAPTURE_NS, ended_ns=CAPTURE_NS + 10**11,
+        end_reason="next_coil", head_m=0.0, tail_m=812.4, inspected_m=810.1, width_mm=1520.0,
+        frames=8124, defects=3,
+        classes=(ClassCount("scratches", 2, 40.5, 0.25, 0.0016), ClassCount("holes", 1, 3.0,
+                 0.12, 0.0008)),
+        gap_m=2.3, largest=("line1/C24-08151/top-0/17/3/1.2.3.4",), grade="B",
+        grade_reasons=("scratches count 2 > 1 → B",), anomalies=(("seq_back", 1),),
+    )  # fmt: skip
 
 
 def test_schemas_accept_every_message_the_builders_make() -> None:
