@@ -34,7 +34,7 @@ from defectd.daemon.geometry import StripGeometry
 from defectd.daemon.metrics import Metrics, create_metrics
 from defectd.daemon.stages.common import Reporter, StageSpec, bind_ipc, serve, start_stage
 from defectd.daemon.stages.postprocess import Crop, Published
-from defectd.daemon.store.backend import redact
+from defectd.daemon.store.backend import Retained, redact
 from defectd.daemon.store.batch import StoreBatch
 from defectd.engines.model_card import read_card
 
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 POLL_MS = 200
 _DRAIN = 256
 PENDING_CROPS = 4096  # crops kept for regions whose strip defect is not complete yet
+CROP_LIMIT_EVERY_NS = 60 * 10**9  # how often the crops' size limit is enforced
 
 
 class BatchSink(Protocol):
@@ -54,7 +55,16 @@ class BatchSink(Protocol):
 class CropSink(Protocol):
     """Where defect pictures go (`store.crops.CropStore`)."""
 
-    def save(self, defect_id: str, image: Any) -> str: ...
+    def save(
+        self,
+        defect_id: str,
+        image: Any,
+        *,
+        coil_id: str | None = None,
+        capture_ns: int | None = None,
+    ) -> str: ...
+
+    def enforce_limit(self) -> int: ...
 
 
 class StoreStage:
@@ -91,6 +101,8 @@ class StoreStage:
         self.unplaced = 0  # frames of cameras without geometry (check-config refuses those)
         self.dropped_rows = 0  # rows the writer's queue had no room for
         self.coils_closed: dict[str, int] = {}  # grade → coils
+        self.crops_saved = 0
+        self._limit_at = 0
 
     @property
     def tracker(self) -> CoilTracker:
@@ -114,8 +126,12 @@ class StoreStage:
         self._emit(self._tracker.add(placed, self._clock()))
 
     def tick(self) -> None:
-        """Close a coil that went silent."""
-        self._emit(self._tracker.tick(self._clock()))
+        """Close a coil that went silent; keep the crops within their limit (every minute)."""
+        now = self._clock()
+        self._emit(self._tracker.tick(now))
+        if self._crops is not None and now >= self._limit_at:
+            self._crops.enforce_limit()
+            self._limit_at = now + CROP_LIMIT_EVERY_NS
 
     def close(self) -> None:
         """The daemon stops: close the open coil and every open defect."""
@@ -150,7 +166,11 @@ class StoreStage:
         if crop is None:
             return defect
         try:
-            return replace(defect, crop=self._crops.save(defect.defect_id, crop.pixels))
+            path = self._crops.save(
+                defect.defect_id, crop.pixels, coil_id=defect.coil_id, capture_ns=defect.capture_ns
+            )
+            self.crops_saved += 1
+            return replace(defect, crop=path)
         except OSError as exc:
             log.warning("crop of %s not saved: %s", defect.defect_id, exc)
             return defect
@@ -205,9 +225,10 @@ def drain_socket(socket: zmq.Socket[bytes], stage: StoreStage, wait_ms: int) -> 
 def run_store(spec: StageSpec) -> None:
     """Entry point of the store stage: file frames until SIGTERM, then what is queued; close
     the open coil; let the writer finish (or spool) what it holds."""
+    from defectd.daemon.store.backend import open_store
     from defectd.daemon.store.crops import CropStore
     from defectd.daemon.store.spool import Spool
-    from defectd.daemon.store.writer import StoreWriter, WriterSettings
+    from defectd.daemon.store.writer import RetentionPolicy, StoreWriter, WriterConfig
 
     stop = start_stage(spec)
     config = spec.config
@@ -217,21 +238,25 @@ def run_store(spec: StageSpec) -> None:
     metrics = create_metrics([camera.id for camera in config.cameras])
     url = settings.url or default_store_url()
     card = read_card(config.model.dir)
-    spool = Spool(spool_directory(url), max_bytes=int(settings.spool_max_mb * 2**20))
-    writer = StoreWriter(
-        url,
-        spool,
-        WriterSettings(
-            queue=settings.queue,
-            retention_s=None
-            if settings.retention_days is None
-            else settings.retention_days * 86400,
-            max_defects=settings.max_defects,
-        ),
-    )
     crops = None
     if settings.crops:
         crops = CropStore(crops_directory(url), int(settings.crops_max_mb * 2**20))
+    retention = None
+    if settings.retention_days is not None or settings.max_defects is not None:
+        age = None if settings.retention_days is None else settings.retention_days * 86400
+        retention = RetentionPolicy(max_age_s=age, max_defects=settings.max_defects)
+
+    def retained(result: Retained) -> None:
+        if crops is not None:
+            crops.remove(result.crops)
+
+    spool = Spool(spool_directory(url), max_bytes=int(settings.spool_max_mb * 2**20))
+    writer = StoreWriter(
+        lambda: open_store(url),
+        spool,
+        WriterConfig(queue_size=settings.queue, retention=retention),
+        on_retained=retained,
+    ).start()
     events = context.socket(zmq.PUSH)  # closed coils' events, published like the others
     events.setsockopt(zmq.SNDHWM, 1000)
     events.setsockopt(zmq.LINGER, 1000)
