@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import argparse
 
-from defectd.daemon.commands.bench import engine, micro, peak, pipeline, soak, tiling
+from defectd.daemon.commands.bench import engine, micro, peak, pipeline, soak, store, tiling
 
 # Order of `defectd bench --help`: quick suites first, the long-running ones last.
-SUITES: tuple[str, ...] = (*micro.SUITES, "peak", "engine", "tiling", "pipeline", "soak")
+SUITES: tuple[str, ...] = (
+    *micro.SUITES,
+    "peak",
+    "engine",
+    "tiling",
+    "store",
+    "pipeline",
+    "soak",
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,5 +34,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     peak.register(suites)
     engine.register(suites)
     tiling.register(suites)
+    store.register(suites)
     pipeline.register(suites)
     soak.register(suites)

@@ -300,6 +300,7 @@ def run_phase(
     batch: int,
     already: int = 0,
     frame: tuple[int, int] = (256, 1600),
+    coil_frames: int = 0,
 ) -> CapacityRun:
     """Push synthetic `frame` (H, W) frames from `cameras` (fps 0: as fast as the daemon
     takes them) for `seconds`; wait until the daemon has settled them; `already`: frames sent
@@ -318,6 +319,7 @@ def run_phase(
             sndhwm=16,
             height=frame[0],
             width=frame[1],
+            coil_frames=coil_frames,
         ),
         # A progress callback, even one that does nothing: without one the simulator's paced
         # loop never moves its status deadline and spins (a core's worth of CPU at 27 fps).
