@@ -47,6 +47,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--frames", type=int, help="frames per camera, then stop")
     parser.add_argument("--seed", type=int, default=0, help="synthetic line seed (default 0)")
+    parser.add_argument(
+        "--coil-frames",
+        type=int,
+        default=40,
+        help="frames per coil and camera; the coils go to a defect store in OUT/state and "
+        "each gets a report in OUT/coils (default 40; 0: no coils, no store)",
+    )
     parser.add_argument("--max-batch", type=int, default=4, help="engine batch (default 4)")
     parser.add_argument(
         "--max-wait-ms", type=float, default=50.0, help="batching deadline (default 50)"
@@ -75,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         seconds=seconds,
         frames=args.frames,
         seed=args.seed,
+        coil_frames=args.coil_frames,
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
         threads=args.threads,

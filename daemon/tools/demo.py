@@ -20,7 +20,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,13 @@ from defectd.daemon.tools.loopback import (
 from defectd.engines.labels import LabelTable, read_labels
 from defectd.engines.scoring import score
 
+DEMO_MM_PER_PX = 0.5  # the synthetic strip's pixels, across and along
+# The demo's grades: a coil with many defects of one class is B; a coil with a metre or more
+# not inspected (frames dropped or lost) is rejected.
+DEMO_GRADE_RULES = [
+    {"grade": "B", "per_100m_over": 2000.0},
+    {"grade": "reject", "gap_m_over": 1.0},
+]
 READY_TIMEOUT_S = 180.0  # opening and warming an engine; TensorRT builds take longer
 SETTLE_TIMEOUT_S = 30.0  # after the last frame is sent, for the daemon to finish it
 
@@ -66,6 +73,7 @@ class DemoConfig:
     device: str | None = None
     ready_timeout_s: float = READY_TIMEOUT_S
     status_interval_s: float = 0.5
+    coil_frames: int = 40  # frames per coil and camera (0: no coils, no store)
 
     def __post_init__(self) -> None:
         if self.cameras < 1:
@@ -74,6 +82,8 @@ class DemoConfig:
             raise ValueError(f"fps must be positive for a live line, got {self.fps:g}")
         if self.seconds is None and self.frames is None:
             raise ValueError("give seconds or frames: the demo must end by itself")
+        if self.coil_frames < 0:
+            raise ValueError(f"coil_frames must be 0 or more, got {self.coil_frames}")
 
     @property
     def camera_ids(self) -> tuple[str, ...]:
@@ -109,6 +119,19 @@ class ClassResult:
 
 
 @dataclass(frozen=True)
+class CoilLine:
+    """One coil the demo ran, as the defect store has it."""
+
+    coil_id: str
+    grade: str
+    inspected_m: float
+    gap_m: float
+    defects: int
+    end_reason: str
+    report: str  # the report folder
+
+
+@dataclass(frozen=True)
 class DemoSummary:
     """Everything the demo measured; `to_dict` is what ``--json FILE`` writes."""
 
@@ -138,6 +161,7 @@ class DemoSummary:
     config: str
     stopped: bool = False  # ended early by Ctrl-C / SIGTERM
     notes: list[str] = field(default_factory=list)
+    coils: list[CoilLine] = field(default_factory=list)  # closed coils, with their reports
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,9 +192,21 @@ def run_demo(
     }
     if config.model is not None:
         sections["model"] = {"dir": str(config.model.resolve())}
+    database = out / "state" / "defects.db"
+    if config.coil_frames:
+        database.unlink(missing_ok=True)  # a demo's store holds that demo's coils only
+        sections["store"] = {"enabled": True, "url": f"sqlite:///{database.resolve()}"}
+        sections["coils"] = {"rules": DEMO_GRADE_RULES}
     daemon_config = line_config(
         ports, config.camera_ids, push=False, engine=engine, line="demo", sections=sections
     )
+    if config.coil_frames:  # cameras side by side across the strip, overlapping by 10 mm
+        for index, camera in enumerate(daemon_config["cameras"]):
+            camera.update(
+                across_mm_per_px=DEMO_MM_PER_PX,
+                left_mm=index * (camera["width"] * DEMO_MM_PER_PX - 10.0),
+                along_from="position_m",
+            )
     sim_config = SimulatorConfig(
         seed=config.seed,
         cameras=config.camera_ids,
@@ -185,6 +221,9 @@ def run_demo(
         wait_timeout_s=30.0,
         truth_out=truth_path,
         status_interval_s=config.status_interval_s,
+        coil_frames=config.coil_frames,
+        coil_prefix="DEMO",
+        mm_per_px=DEMO_MM_PER_PX,
     )
     sim_progress: list[SimulatorResult] = []
     # Bad options fail here, before the daemon starts.
@@ -234,9 +273,45 @@ def run_demo(
             )
         daemon.stop()
         time.sleep(0.3)  # the publisher's last messages, sent while it drained
-        return _summary(
+        summary = _summary(
             config, daemon, listener, result, elapsed, result.stopped, notes, truth_path
         )
+    if config.coil_frames:
+        summary = replace(summary, coils=coil_reports(database, out / "coils", notes))
+    return summary
+
+
+def coil_reports(database: Path, folder: Path, notes: list[str]) -> list[CoilLine]:
+    """A report folder per coil in the demo's store (`defectd coils report`), oldest first."""
+    from defectd.daemon.coils.report import write_report
+    from defectd.daemon.store.backend import open_store
+
+    if not database.is_file():
+        notes.append(f"no defect store at {database}: no coil reports")
+        return []
+    store = open_store(f"sqlite:///{database}")
+    lines = []
+    try:
+        for coil in reversed(store.coils(limit=10_000)):
+            defects = store.defects(coil.coil_id, line=coil.line)
+            gaps = store.gaps(coil.coil_id, line=coil.line)
+            classes = tuple(count.class_name for count in coil.classes)
+            target = folder / coil.coil_id
+            write_report(target, coil, defects, gaps, classes, database.parent / "crops")
+            lines.append(
+                CoilLine(
+                    coil.coil_id,
+                    coil.grade,
+                    round(coil.inspected_m, 3),
+                    round(coil.gap_m, 3),
+                    coil.defects,
+                    coil.end_reason,
+                    str(target),
+                )
+            )
+    finally:
+        store.close()
+    return lines
 
 
 def _progress(listener: Listener, elapsed: float, sent: int) -> Progress:

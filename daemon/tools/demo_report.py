@@ -39,6 +39,16 @@ def format_summary(summary: DemoSummary) -> str:
                 f"  {c.class_id} {c.name:<16} {c.events:>7,} {c.true_images:>6,} "
                 f"{c.predicted_images:>6,} {c.dice:>7.4f} {recall:>7}"
             )
+    if summary.coils:
+        lines.append("coils (defect store; a report folder each, `defectd coils report`):")
+        lines.append(
+            f"  {'coil':<12} {'grade':<7} {'m':>7} {'not seen m':>10} {'defects':>8}  report"
+        )
+        for coil in summary.coils:
+            lines.append(
+                f"  {coil.coil_id:<12} {coil.grade:<7} {coil.inspected_m:>7.2f} "
+                f"{coil.gap_m:>10.2f} {coil.defects:>8}  {coil.report}"
+            )
     for note in summary.notes:
         lines.append(f"note: {note}")
     lines.append(

@@ -50,6 +50,11 @@ def test_null_engine_demo_accounts_for_every_frame_and_scores_it(tmp_path: Path)
     assert summary.mean_dice == pytest.approx(clean_pairs / 64)
     assert [c.events for c in summary.classes] == [0, 0, 0, 0]
     assert (tmp_path / "daemon.log").read_text().count("stopped: received 16, processed 16") == 1
+    # 8 frames a camera, a coil every 40: one coil, closed by the stop, clean, reported.
+    (coil,) = summary.coils
+    assert (coil.coil_id, coil.defects, coil.end_reason) == ("DEMO-00001", 0, "shutdown")
+    assert coil.inspected_m == pytest.approx(8 * 256 * 0.5 / 1000) and coil.grade == "A"
+    assert (Path(coil.report) / "map.png").is_file()
 
 
 @pytest.mark.slow
@@ -58,6 +63,7 @@ def test_onnxruntime_demo_command_prints_and_writes_the_summary(
 ) -> None:
     json_out = tmp_path / "summary.json"
     args = ["demo", "--out", str(tmp_path / "demo"), "--frames", "3", "--fps", "10"]
+    args += ["--coil-frames", "2"]
     args += ["--max-batch", "2", "--threads", "1", "--seed", "5", "--quiet"]
     assert main([*args, "--json", str(json_out)]) == 0
     printed = capsys.readouterr().out
@@ -74,3 +80,9 @@ def test_onnxruntime_demo_command_prints_and_writes_the_summary(
     found = {c["name"]: c["events"] for c in written["classes"]}
     assert sum(found.values()) == sum(c["predicted_images"] for c in written["classes"])
     assert written["daemon_log"].endswith("daemon.log")
+    # Coils of 2 frames: the first closed by the next coil, the second by the stop.
+    assert [(c["coil_id"], c["end_reason"]) for c in written["coils"]] == [
+        ("DEMO-00001", "next_coil"),
+        ("DEMO-00002", "shutdown"),
+    ]
+    assert "coils (defect store; a report folder each" in printed
