@@ -79,7 +79,7 @@ class _Coil:
     across: list[float] = field(default_factory=lambda: [float("inf"), float("-inf")])
     cameras: dict[str, _Camera] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
-    areas: Counter[str] = field(default_factory=Counter)
+    areas: dict[str, float] = field(default_factory=dict)
     largest_by_class: dict[str, float] = field(default_factory=dict)
     largest: list[tuple[float, str]] = field(default_factory=list)  # min-heap (area, id)
     anomalies: Counter[str] = field(default_factory=Counter)
@@ -196,7 +196,9 @@ class CoilTracker:
         if coil is not None:
             for defect in defects:
                 coil.counts[defect.class_name] += 1
-                coil.areas[defect.class_name] += defect.area_mm2
+                coil.areas[defect.class_name] = (
+                    coil.areas.get(defect.class_name, 0.0) + defect.area_mm2
+                )
                 best = coil.largest_by_class.get(defect.class_name, 0.0)
                 coil.largest_by_class[defect.class_name] = max(best, defect.area_mm2)
                 item = (defect.area_mm2, defect.defect_id)
@@ -228,7 +230,7 @@ class CoilTracker:
             ClassCount(
                 class_name=name,
                 count=coil.counts[name],
-                area_mm2=round(coil.areas[name], 3),
+                area_mm2=round(coil.areas.get(name, 0.0), 3),
                 per_100m=coil.counts[name] * 100.0 / inspected if inspected > 0 else 0.0,
                 per_m2=coil.counts[name] / area_m2 if area_m2 > 0 else 0.0,
             )
