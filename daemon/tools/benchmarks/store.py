@@ -227,12 +227,12 @@ def format_markdown(result: StoreBenchResult) -> str:
             "",
             "| store | frames/s per round | median |",
             "|---|---|---:|",
-            f"| off | {', '.join(f'{v:,.0f}' for v in d.off_fps)} | "
-            f"{statistics.median(d.off_fps):,.0f} |",
-            f"| on | {', '.join(f'{v:,.0f}' for v in d.on_fps)} | "
-            f"{statistics.median(d.on_fps):,.0f} |",
+            f"| off | {', '.join(f'{v:,.1f}' for v in d.off_fps)} | "
+            f"{statistics.median(d.off_fps):,.1f} |",
+            f"| on | {', '.join(f'{v:,.1f}' for v in d.on_fps)} | "
+            f"{statistics.median(d.on_fps):,.1f} |",
             "",
-            f"On / off: **{d.ratio:.3f}** (target ≥ {RATIO_TARGET}: {verdict}); with the store "
+            f"On / off: **{d.ratio:.4f}** (target ≥ {RATIO_TARGET}: {verdict}); with the store "
             f"on every frame was {'accounted' if d.on_accounted else '**not all accounted**'}, "
             f"{d.stored_coils} coils stored.",
         ]
