@@ -88,6 +88,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=1.0,
         help="strip travel per frame row, for position_m (default 1.0)",
     )
+    cameras.add_argument(
+        "--long-scratches",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="synthetic line: a scratch running over 2–8 consecutive frames of a camera starts "
+        "in this share of frames (default 0)",
+    )
     transport = parser.add_argument_group("transport")
     transport.add_argument(
         "--mode",
@@ -208,6 +216,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         linger_ms=None if args.linger is None else round(args.linger * 1000),
         coil_frames=args.coil_frames,
         mm_per_px=args.mm_per_px,
+        long_scratches=args.long_scratches,
         pool=args.pool,
         wait_subscribers=args.wait_subscribers,
         wait_timeout_s=args.wait_timeout,

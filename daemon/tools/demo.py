@@ -45,6 +45,7 @@ from defectd.engines.labels import LabelTable, read_labels
 from defectd.engines.scoring import score
 
 DEMO_MM_PER_PX = 0.5  # the synthetic strip's pixels, across and along
+DEMO_LONG_SCRATCHES = 0.04  # share of frames where a scratch over several frames starts
 # The demo's grades: a coil with many defects of one class is B; a coil with a metre or more
 # not inspected (frames dropped or lost) is rejected.
 DEMO_GRADE_RULES = [
@@ -224,6 +225,7 @@ def run_demo(
         coil_frames=config.coil_frames,
         coil_prefix="DEMO",
         mm_per_px=DEMO_MM_PER_PX,
+        long_scratches=DEMO_LONG_SCRATCHES if config.coil_frames else 0.0,
     )
     sim_progress: list[SimulatorResult] = []
     # Bad options fail here, before the daemon starts.

@@ -78,6 +78,7 @@ class SimulatorConfig:
     coil_frames: int = 0  # frames per coil; 0: no coil_id / position_m in the headers
     coil_prefix: str = "SIM"
     mm_per_px: float = 1.0  # strip travel per frame row: position_m advances height × this
+    long_scratches: float = 0.0  # share of frames where a scratch over 2–8 frames starts
     pool: int = 0  # prepare this many distinct frames once and cycle them; 0: every frame new
     wait_subscribers: int = 0  # pub: wait for this many subscriptions per camera first
     wait_timeout_s: float = 30.0
@@ -135,6 +136,12 @@ class SimulatorConfig:
         for name, value, low, hint in checks:
             if value is not None and not value >= low:
                 raise InvalidSetting(f"{name} must be at least {low:g} ({hint}), got {value}")
+        if not 0.0 <= self.long_scratches <= 1.0:
+            raise InvalidSetting(
+                f"long_scratches is a share of frames, 0…1, got {self.long_scratches:g}"
+            )
+        if self.long_scratches and self.source != SYNTH:
+            raise InvalidSetting("long_scratches are drawn on the synthetic line only")
         if not 1 <= self.jpeg_quality <= 100:
             raise InvalidSetting(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
         if self.wait_subscribers and self.mode != "pub":

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from defectd.daemon.clients.simulator.config import SYNTH, SimulatorConfig
+from defectd.daemon.clients.simulator.long_scratches import SCRATCH_CLASS, LongScratches
 from defectd.daemon.protocol import ENCODINGS
 from defectd.engines.errors import InvalidInput, InvalidSetting
 from defectd.engines.labels import LabelTable, read_labels
@@ -84,16 +85,26 @@ class SynthSource:
         encoding: str = "mono8",
         jpeg_quality: int = 95,
         shape: tuple[int, int] = (256, 1600),
+        cameras: int = 1,
+        long_scratches: float = 0.0,
     ) -> None:
         self.line = SyntheticLine(seed, SynthConfig(height=shape[0], width=shape[1]))
         self.encoding = encoding
         self.jpeg_quality = jpeg_quality
+        self.cameras = cameras  # frame k of the run is frame k // cameras of camera k % cameras
+        self.long = LongScratches(seed, long_scratches, shape) if long_scratches else None
 
     def picture(self, index: int, with_truth: bool) -> Picture:
         frame = self.line.frame(index)
-        payload = encode_image(frame.image, self.encoding, self.jpeg_quality)
-        truth = tuple(rle_encode(mask) for mask in frame.masks) if with_truth else None
-        height, width = frame.image.shape
+        image, masks = frame.image, frame.masks
+        if self.long is not None:
+            image, scratch = self.long.paint(image, index % self.cameras, index // self.cameras)
+            if scratch.any():
+                masks = masks.copy()
+                masks[SCRATCH_CLASS - 1] |= scratch
+        payload = encode_image(image, self.encoding, self.jpeg_quality)
+        truth = tuple(rle_encode(mask) for mask in masks) if with_truth else None
+        height, width = image.shape
         return Picture(payload, self.encoding, width, height, truth, frame.image_id)
 
     def describe(self) -> str:
@@ -194,6 +205,8 @@ def open_source(config: SimulatorConfig) -> FrameSource:
             config.encoding or "mono8",
             config.jpeg_quality,
             (config.height, config.width),
+            cameras=len(config.cameras),
+            long_scratches=config.long_scratches,
         )
     else:
         folder = Path(config.source)
