@@ -109,6 +109,7 @@ class Metrics:
     store_replayed: Counter
     store_dropped_rows: Counter
     coils_closed: Counter
+    coil_anomalies: Counter
 
     batch_size: Histogram
     inference_seconds: Histogram
@@ -215,6 +216,10 @@ class Metrics:
 
     def coil_closed(self, grade: str) -> None:
         self.coils_closed.labels(grade=grade).inc()
+
+    def coil_anomaly(self, kind: str, count: int) -> None:
+        """Bad input the coil tracker counted: coil_back, seq_back, position_back, ..."""
+        self.coil_anomalies.labels(kind=kind).inc(count)
 
     def worker_restarted(self, kind: str) -> None:
         """The supervisor started a replacement for a dead child of `kind`."""
@@ -378,6 +383,12 @@ def create_metrics(
             "store_dropped", "Rows the defect store never got, by reason.", ("reason",)
         ),
         coils_closed=counter("coils_closed", "Coils closed, by grade.", ("grade",)),
+        coil_anomalies=counter(
+            "coil_anomalies",
+            "Frames the coil tracker took with bad input (coil id back, seq or position back, "
+            "no position), by kind.",
+            ("kind",),
+        ),
         store_up=gauge(
             "store_up", "1 while the defect store's database takes writes, else 0.", (), "livemax"
         ),

@@ -298,6 +298,7 @@ class _Reported:
     def __init__(self) -> None:
         self.written = self.spooled = self.replayed = self.dropped = self.stage_dropped = 0
         self.coils: dict[str, int] = {}
+        self.anomalies: dict[str, int] = {}
 
     def update(self, stage: StoreStage, stats: Any, metrics: Metrics) -> None:
         metrics.store_progress(
@@ -314,6 +315,10 @@ class _Reported:
         if stage.dropped_rows > self.stage_dropped:
             metrics.store_dropped("queue_full", stage.dropped_rows - self.stage_dropped)
             self.stage_dropped = stage.dropped_rows
+        for kind, count in stage.tracker.anomalies.items():
+            if count > self.anomalies.get(kind, 0):
+                metrics.coil_anomaly(kind, count - self.anomalies.get(kind, 0))
+                self.anomalies[kind] = count
         for grade, count in stage.coils_closed.items():
             for _ in range(count - self.coils.get(grade, 0)):
                 metrics.coil_closed(grade)

@@ -3,6 +3,7 @@ with their defects, crops and a published coil event."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from defectd.daemon.tools.loopback import (
     Listener,
     LoopbackPorts,
     line_config,
+    metric,
 )
 from defectd.engines.synth import SyntheticLine
 
@@ -58,8 +60,16 @@ def test_coils_their_defects_and_crops_reach_the_store(
         camera = Camera(ports.camera_endpoint, context=context)
         for seq, image in enumerate(frames):
             camera.send("cam0", seq, image, coil_id="C-A" if seq < 8 else "C-B")
-        subscriber.until(lambda: len(subscriber.of("frame")) >= 16, 60, "16 frame summaries")
+        camera.send("cam0", 16, frames[0], coil_id="C-A")  # a closed coil's id again
+        subscriber.until(lambda: len(subscriber.of("frame")) >= 17, 60, "17 frame summaries")
         subscriber.until(lambda: len(subscriber.of("coil")) >= 1, 30, "coil C-A's event")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            text = daemon.metrics()
+            if metric(text, "defectd_coil_anomalies_total", kind="coil_back") >= 1:
+                break
+            time.sleep(0.2)
+        assert metric(text, "defectd_coil_anomalies_total", kind="coil_back") == 1
         assert daemon.stop() == 0
         camera.close()
     (event,) = [p for t, p in subscriber.messages() if t.startswith("coil.")]
@@ -75,10 +85,12 @@ def test_coils_their_defects_and_crops_reach_the_store(
         assert set(coils) == {"C-A", "C-B"}
         assert coils["C-B"].end_reason == "shutdown"  # closed by the stop
         for coil in coils.values():
-            assert coil.frames == 8
+            assert coil.frames == 8  # the frame of C-A that came back is not in its record
             assert abs(coil.inspected_m - 8 * 256 * 0.5 / 1000) < 1e-6  # square 0.5 mm px
             defects = store.defects(coil.coil_id)
-            assert len(defects) == coil.defects
+            # Stored under its own coil id, the frame that came back is kept outside the
+            # closed coil's record.
+            assert len([d for d in defects if d.first_seq != 16]) == coil.defects
             assert coil.grade == ("B" if defects else "A")
         stored = [d for c in coils for d in store.defects(c)]
         assert stored and all(d.crop for d in stored)
