@@ -6,9 +6,13 @@ import argparse
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from defectd.daemon.cli import CommandError
+
+if TYPE_CHECKING:
+    from defectd.daemon.coils.model import CoilRecord, CoverageGap, StripDefect
+    from defectd.daemon.store.backend import Store
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -112,7 +116,7 @@ def _time(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / 1e9).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _list(store: Any, args: argparse.Namespace) -> int:
+def _list(store: Store, args: argparse.Namespace) -> int:
     coils = store.coils(line=args.line, since_ns=args.since, grade=args.grade, limit=args.limit)
     if not coils:
         print("no coils match", file=sys.stderr)
@@ -126,12 +130,20 @@ def _list(store: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(store: Any, args: argparse.Namespace) -> int:
+def _coil(
+    store: Store, args: argparse.Namespace
+) -> tuple[CoilRecord, list[StripDefect], list[CoverageGap]]:
+    """The coil `args.coil` names, its defects and its gaps; CommandError when it is not
+    there."""
     coil = store.coil(args.coil, line=args.line)
     if coil is None:
         raise CommandError(f"no closed coil {args.coil!r} in the store: `defectd coils list`")
     defects = store.defects(coil.coil_id, line=coil.line)
-    gaps = store.gaps(coil.coil_id, line=coil.line)
+    return coil, defects, store.gaps(coil.coil_id, line=coil.line)
+
+
+def _show(store: Store, args: argparse.Namespace) -> int:
+    coil, defects, gaps = _coil(store, args)
     print(f"coil {coil.coil_id} on {coil.line}: grade {coil.grade}")
     for reason in coil.grade_reasons:
         print(f"  because {reason}")
@@ -166,14 +178,10 @@ def _show(store: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(store: Any, args: argparse.Namespace) -> int:
+def _report(store: Store, args: argparse.Namespace) -> int:
     from defectd.daemon.coils.report import write_report
 
-    coil = store.coil(args.coil, line=args.line)
-    if coil is None:
-        raise CommandError(f"no closed coil {args.coil!r} in the store: `defectd coils list`")
-    defects = store.defects(coil.coil_id, line=coil.line)
-    gaps = store.gaps(coil.coil_id, line=coil.line)
+    coil, defects, gaps = _coil(store, args)
     classes = tuple(count.class_name for count in coil.classes)
     crops = crops_dir(store_url(args))
     files = write_report(args.out, coil, defects, gaps, classes, crops)
