@@ -110,6 +110,8 @@ class Metrics:
     store_dropped_rows: Counter
     coils_closed: Counter
     coil_anomalies: Counter
+    output_delivered: Counter
+    output_dropped: Counter
 
     batch_size: Histogram
     inference_seconds: Histogram
@@ -123,6 +125,8 @@ class Metrics:
     engine_info: Gauge
     build_info: Gauge
     store_up: Gauge
+    output_buffered: Gauge
+    output_connected: Gauge
 
     def camera_label(self, camera: str | None) -> str:
         """`camera` if it is configured, else `UNKNOWN_CAMERA` (bounds the label's values)."""
@@ -220,6 +224,23 @@ class Metrics:
     def coil_anomaly(self, kind: str, count: int) -> None:
         """Bad input the coil tracker counted: coil_back, seq_back, position_back, ..."""
         self.coil_anomalies.labels(kind=kind).inc(count)
+
+    def output_progress(
+        self,
+        output: str,
+        delivered: int,
+        dropped: dict[str, int],
+        buffered: int,
+        connected: bool,
+    ) -> None:
+        """An output stage's counts since the last call, and its state."""
+        if delivered:
+            self.output_delivered.labels(output=output).inc(delivered)
+        for reason, count in dropped.items():
+            if count:
+                self.output_dropped.labels(output=output, reason=reason).inc(count)
+        self.output_buffered.labels(output=output).set(buffered)
+        self.output_connected.labels(output=output).set(1 if connected else 0)
 
     def worker_restarted(self, kind: str) -> None:
         """The supervisor started a replacement for a dead child of `kind`."""
@@ -388,6 +409,29 @@ def create_metrics(
             "Frames the coil tracker took with bad input (coil id back, seq or position back, "
             "no position), by kind.",
             ("kind",),
+        ),
+        output_delivered=counter(
+            "output_delivered",
+            "Events an output (web, mqtt, opcua) passed on to its consumers.",
+            ("output",),
+        ),
+        output_dropped=counter(
+            "output_dropped",
+            "Events an output never delivered, by reason (feed: fell behind the daemon; "
+            "buffer_full: its consumer was away too long; error).",
+            ("output", "reason"),
+        ),
+        output_buffered=gauge(
+            "output_buffered",
+            "Events an output holds for a consumer that is away.",
+            ("output",),
+            "livemax",
+        ),
+        output_connected=gauge(
+            "output_connected",
+            "1 while an output's broker, server or listener is up.",
+            ("output",),
+            "livemax",
         ),
         store_up=gauge(
             "store_up", "1 while the defect store's database takes writes, else 0.", (), "livemax"

@@ -61,6 +61,7 @@ from defectd.daemon.sdnotify import Notifier, WatchdogGate
 from defectd.daemon.slots import FrameMeta, SlotPool, SlotState
 from defectd.daemon.stages.common import STAGE_KINDS, Report, RunPaths, StageSpec, bind_ipc
 from defectd.daemon.stages.inference import run_inference, worker_for
+from defectd.daemon.stages.outputs import enabled_outputs, run_output
 from defectd.daemon.stages.postprocess import run_postprocess
 from defectd.daemon.stages.publisher import run_publisher
 from defectd.daemon.stages.receiver import run_receiver
@@ -83,6 +84,9 @@ _ENTRY: dict[str, Callable[[StageSpec], None]] = {
     "postprocess": run_postprocess,
     "publisher": run_publisher,
     "store": run_store,
+    "web": run_output,
+    "mqtt": run_output,
+    "opcua": run_output,
 }
 
 
@@ -211,6 +215,7 @@ class Supervisor:
         kinds = [("publisher", 1), ("postprocess", config.postprocess.workers), ("inference", 1)]
         if config.store.enabled:
             kinds.insert(0, ("store", 1))
+        kinds[:0] = [(kind, 1) for kind in enabled_outputs(config)]
         kinds.append(("receiver", config.ingest.receivers))
         for kind, count in kinds:  # downstream first: nothing is sent before its reader binds
             for index in range(count):
@@ -459,7 +464,14 @@ class Supervisor:
             if now - last_change > SETTLE_S:
                 break
         drained_for = time.monotonic() - began
-        stages = (("receiver",), ("inference",), ("postprocess",), ("publisher",), ("store",))
+        stages = (
+            ("receiver",),
+            ("inference",),
+            ("postprocess",),
+            ("publisher",),
+            ("store",),
+            ("web", "mqtt", "opcua"),
+        )
         for kinds in stages:
             self._signal_children(kinds)
             self._wait_exit(kinds, reports, pool, metrics)

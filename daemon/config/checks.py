@@ -12,7 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from defectd.daemon.config.endpoints import Endpoint, parse_endpoint, parse_http_bind
+from defectd.daemon.config.endpoints import (
+    Endpoint,
+    is_loopback,
+    opcua_host,
+    parse_endpoint,
+    parse_http_bind,
+)
 from defectd.daemon.config.errors import Problems
 from defectd.daemon.config.schema import (
     CameraSettings,
@@ -196,9 +202,42 @@ def _check_sections(parts: Mapping[str, Any], complete: bool, problems: Problems
                 "store.url",
                 f"{store.url!r}: use sqlite:///PATH/defects.db or postgresql://USER@HOST/DB",
             )
+    _check_outputs(parts, problems)
     if parts["restart"] is not None:
         _not_below(parts["restart"], "restart", "backoff_initial_s", "backoff_max_s", problems)
     _check_binds(cameras, parts["publish"], parts["metrics"], problems)
+
+
+def _check_outputs(parts: Mapping[str, Any], problems: Problems) -> None:
+    """The plant outputs: nothing open beyond this machine without its protection."""
+    web, mqtt, opcua = parts.get("web"), parts.get("mqtt"), parts.get("opcua")
+    if web is not None and web.enabled and web.token_file is None:
+        host = parse_http_bind(web.bind).host
+        if not is_loopback(host):
+            problems.add(
+                "web.token_file",
+                f"web.bind {web.bind} is reachable from other machines: give a token file "
+                "(one line, the token browsers must send; docs/integration.md), or bind "
+                "127.0.0.1",
+            )
+    if mqtt is not None and mqtt.enabled:
+        if mqtt.ca_file is not None and not mqtt.tls:
+            problems.add("mqtt.ca_file", "is for TLS: set mqtt.tls true, or leave it out")
+        if (mqtt.username is None) != (mqtt.password_file is None):
+            problems.add(
+                "mqtt.password_file" if mqtt.username else "mqtt.username",
+                "give username and password_file together (or neither)",
+            )
+    if opcua is None or not opcua.enabled:
+        return
+    unsecured = opcua.certificate is None or opcua.private_key is None
+    if unsecured and not is_loopback(opcua_host(opcua.endpoint)):
+        problems.add(
+            "opcua.certificate",
+            f"opcua.endpoint {opcua.endpoint} is reachable from other machines: give "
+            "certificate and private_key (Basic256Sha256, docs/integration.md), or bind "
+            "127.0.0.1",
+        )
 
 
 def _not_below(section: Any, path: str, low: str, high: str, problems: Problems) -> None:

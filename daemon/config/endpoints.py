@@ -89,6 +89,32 @@ def parse_http_bind(text: str) -> Endpoint:
     return Endpoint("tcp", text, host, port)
 
 
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` is this machine only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host in (None, ""):
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def opcua_host(endpoint: str) -> str:
+    """The host of an ``opc.tcp://HOST:PORT/path`` endpoint; ValueError naming the form."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint)
+    if parts.scheme != "opc.tcp" or not parts.hostname or parts.port is None:
+        raise ValueError(
+            f"{endpoint!r}: write opc.tcp://HOST:PORT/PATH, like opc.tcp://127.0.0.1:4840/defectd"
+        )
+    return parts.hostname
+
+
 def check_camera_id(text: str) -> None:
     """ValueError unless `text` is a camera id: a topic segment that fits a frame slot."""
     check_segment(text, "camera id")

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from defectd.daemon.coils.grading import GradeRule
-from defectd.daemon.config.endpoints import MODES, check_camera_id, parse_endpoint, parse_http_bind
+from defectd.daemon.config.endpoints import (
+    MODES,
+    check_camera_id,
+    opcua_host,
+    parse_endpoint,
+    parse_http_bind,
+)
 from defectd.daemon.events import MAX_REGIONS
 from defectd.daemon.protocol import ENCODINGS, MAX_DIMENSION
 from defectd.daemon.slots import POLICIES, SlotGroup
@@ -201,6 +207,48 @@ class StoreSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class WebSettings:
+    """``web:``: the read-only web view for operators (daemon/outputs/web/)."""
+
+    enabled: bool = False
+    bind: str = field(default="127.0.0.1:8088", metadata=_checked(parse_http_bind))
+    # Required when bind is not a loopback address: the file holding the access token.
+    token_file: str | None = None
+    title: str = "defectd"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MqttSettings:
+    """``mqtt:``: the MQTT bridge: events to ``<topic_prefix>/<line>/…`` (daemon/outputs/)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = field(default=1883, metadata=_bounds(1, 65535))
+    topic_prefix: str = "defectd"
+    client_id: str | None = None  # None: defectd-<line>
+    username: str | None = None
+    password_file: str | None = None
+    tls: bool = False
+    ca_file: str | None = None  # with tls: the broker's CA; None: the system's
+    qos: int = field(default=1, metadata=_bounds(0, 2))
+    buffer: int = field(default=10000, metadata=_bounds(1))  # messages kept while away
+    frames: bool = False  # also every frame summary (a message per frame)
+    keepalive_s: int = field(default=30, metadata=_bounds(5, 3600))
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpcUaSettings:
+    """``opcua:``: the OPC UA server (OPC 40100 Machine Vision where it fits)."""
+
+    enabled: bool = False
+    endpoint: str = field(default="opc.tcp://127.0.0.1:4840/defectd", metadata=_checked(opcua_host))
+    # Required when the endpoint is not a loopback address (Basic256Sha256): PEM or DER files.
+    certificate: str | None = None
+    private_key: str | None = None
+    trusted_clients_dir: str | None = None  # client certificates allowed; None: any signed one
+
+
+@dataclass(frozen=True, kw_only=True)
 class ShutdownSettings:
     """``shutdown:``: how long SIGTERM waits for frames in flight."""
 
@@ -239,6 +287,9 @@ SECTIONS: dict[str, type[Any]] = {
     "security": SecuritySettings,
     "coils": CoilSettings,
     "store": StoreSettings,
+    "web": WebSettings,
+    "mqtt": MqttSettings,
+    "opcua": OpcUaSettings,
     "shutdown": ShutdownSettings,
     "restart": RestartSettings,
     "logging": LoggingSettings,
@@ -283,6 +334,9 @@ class DaemonConfig:
     security: SecuritySettings = SecuritySettings()
     coils: CoilSettings = CoilSettings()
     store: StoreSettings = StoreSettings()
+    web: WebSettings = WebSettings()
+    mqtt: MqttSettings = MqttSettings()
+    opcua: OpcUaSettings = OpcUaSettings()
     shutdown: ShutdownSettings = ShutdownSettings()
     restart: RestartSettings = RestartSettings()
     logging: LoggingSettings = LoggingSettings()

@@ -31,7 +31,18 @@ from defectd.engines.engine import EngineInfo
 
 log = logging.getLogger(__name__)
 
-STAGE_KINDS = ("receiver", "inference", "postprocess", "publisher", "store")
+# Kinds that run one process (no index in their names).
+SINGLE_KINDS = ("inference", "publisher", "store", "web", "mqtt", "opcua")
+STAGE_KINDS = (
+    "receiver",
+    "inference",
+    "postprocess",
+    "publisher",
+    "store",
+    "web",
+    "mqtt",
+    "opcua",
+)
 REPORT_INTERVAL_S = 0.1  # a stage's events reach the supervisor at most this late
 PROGRESS_INTERVAL_S = 0.25  # an idle stage still reports this often: its loop turns
 _MAX_EVENTS = 512  # events per report
@@ -64,6 +75,11 @@ class RunPaths:
         return f"ipc://{self.run_dir}/publish"
 
     @property
+    def events(self) -> str:
+        """The publisher's internal PUB of every event (outputs enabled); outputs SUB."""
+        return f"ipc://{self.run_dir}/events"
+
+    @property
     def store(self) -> str:
         """The publisher PUSHes what it published (``store.enabled``); the store stage binds."""
         return f"ipc://{self.run_dir}/store"
@@ -83,16 +99,21 @@ class StageSpec:
 
     @property
     def name(self) -> str:
-        """``receiver-0``, ``inference``, ``postprocess-1``, ``publisher``."""
-        return self.kind if self.kind in ("inference", "publisher") else f"{self.kind}-{self.index}"
+        """``receiver-0``, ``inference``, ``postprocess-1``, ``publisher``, ``store``, ..."""
+        return self.kind if self.kind in SINGLE_KINDS else f"{self.kind}-{self.index}"
 
     @property
     def short_name(self) -> str:
         """The process name in ``ps``/``top`` (15 bytes at most): ``defectd-recv0``,
         ``defectd-infer``, ``defectd-post1``, ``defectd-pub``."""
-        short = {"receiver": "recv", "inference": "infer", "postprocess": "post"}
-        base = short.get(self.kind, "pub")
-        suffix = "" if self.kind in ("inference", "publisher") else str(self.index)
+        short = {
+            "receiver": "recv",
+            "inference": "infer",
+            "postprocess": "post",
+            "publisher": "pub",
+        }
+        base = short.get(self.kind, self.kind)
+        suffix = "" if self.kind in SINGLE_KINDS else str(self.index)
         return f"defectd-{base}{suffix}"[:15]
 
 

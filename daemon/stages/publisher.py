@@ -48,8 +48,10 @@ class Publisher:
         reporter: Reporter,
         metrics: Metrics,
         store: zmq.Socket[bytes] | None = None,
+        feed: zmq.Socket[bytes] | None = None,
     ) -> None:
         self._socket = socket
+        self._feed = feed  # outputs enabled: the internal PUB the output stages read
         self._store = store  # store.enabled: every published frame goes on to the store stage
         self._reporter = reporter
         self._metrics = metrics
@@ -93,6 +95,9 @@ class Publisher:
         # PUB drops at the high-water mark anyway; never wait for a subscriber
         with contextlib.suppress(zmq.Again):
             self._socket.send_multipart(parts, zmq.NOBLOCK)
+        if self._feed is not None:
+            with contextlib.suppress(zmq.Again):
+                self._feed.send_multipart(parts, zmq.NOBLOCK)
 
 
 def run_publisher(spec: StageSpec) -> None:
@@ -128,7 +133,13 @@ def run_publisher(spec: StageSpec) -> None:
         store.setsockopt(zmq.SNDHWM, config.store.queue)
         store.setsockopt(zmq.LINGER, 5000)  # the last frames still reach it at stop
         store.connect(spec.paths.store)
-    publisher = Publisher(pub, reporter, metrics, store)
+    feed = None
+    if any(getattr(config, kind).enabled for kind in ("web", "mqtt", "opcua")):
+        feed = context.socket(zmq.PUB)
+        feed.setsockopt(zmq.SNDHWM, 20_000)
+        feed.setsockopt(zmq.LINGER, 1000)
+        bind_ipc(feed, spec.paths.events)
+    publisher = Publisher(pub, reporter, metrics, store, feed)
     if security.curve:
         assert security.subscriber_clients_dir is not None
         allowed = len(load_allow_list(Path(security.subscriber_clients_dir)))
@@ -160,6 +171,8 @@ def run_publisher(spec: StageSpec) -> None:
         pub.close()
         if store is not None:
             store.close()
+        if feed is not None:
+            feed.close()
         if auth is not None:
             auth.stop()
         context.term()
