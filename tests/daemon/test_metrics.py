@@ -244,7 +244,9 @@ def _populated_registry() -> CollectorRegistry:
 
 def test_names_follow_prometheus_conventions() -> None:
     families = list(_populated_registry().collect())
-    assert len(families) == 19  # one more: defectd_auth_rejected_total (security.curve)
+    # 19, then the defect store (7: rows, spooled, replayed, dropped, up, coils closed, coil
+    # anomalies) and the outputs (4: delivered, dropped, buffered, connected)
+    assert len(families) == 30
     for family in families:
         assert family.name.startswith(PREFIX), family.name
         if family.type == "counter":
