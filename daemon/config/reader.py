@@ -314,14 +314,17 @@ def _resolve_key_paths(parts: dict[str, Any], base_dir: Path | None) -> None:
         parts["security"] = replace(
             security, **{key: resolved(getattr(security, key)) for key in keys}
         )
-    for name, keys in (
-        ("web", ("token_file",)),
-        ("mqtt", ("password_file", "ca_file")),
-        ("opcua", ("certificate", "private_key", "trusted_clients_dir")),
-    ):
+    output_keys: dict[str, tuple[str, ...]] = {
+        "web": ("token_file",),
+        "mqtt": ("password_file", "ca_file"),
+        "opcua": ("certificate", "private_key", "trusted_clients_dir"),
+    }
+    for name, names in output_keys.items():
         section = parts.get(name)
         if section is not None:
-            parts[name] = replace(section, **{key: resolved(getattr(section, key)) for key in keys})
+            parts[name] = replace(
+                section, **{key: resolved(getattr(section, key)) for key in names}
+            )
     parts["cameras"] = [
         (index, replace(camera, server_public_key=resolved(camera.server_public_key)))
         for index, camera in parts.get("cameras", [])

@@ -9,6 +9,7 @@ socket, so an output that falls behind loses messages at its high-water mark (co
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -35,25 +36,34 @@ def enabled_outputs(config: DaemonConfig) -> tuple[str, ...]:
     return tuple(kind for kind in OUTPUT_KINDS if getattr(config, kind).enabled)
 
 
+# kind → (module, class): imported only when enabled (the mqtt and opcua extras)
+_OUTPUTS = {
+    "web": ("defectd.daemon.outputs.web", "WebView"),
+    "mqtt": ("defectd.daemon.outputs.mqtt_bridge", "MqttBridge"),
+    "opcua": ("defectd.daemon.outputs.opcua_server", "OpcUaServer"),
+}
+
+
 def make_output(kind: str, config: DaemonConfig) -> Output:
     """The output of `kind` for `config` (its module imported only here: extras)."""
+    if kind not in _OUTPUTS:
+        raise ValueError(f"unknown output {kind!r}; outputs are {', '.join(OUTPUT_KINDS)}")
+    module, name = _OUTPUTS[kind]
+    factory = getattr(importlib.import_module(module), name)
     classes = _classes(config)
     cameras = tuple(camera.id for camera in config.cameras)
+    line = config.line.name
+    output: Output
     if kind == "mqtt":
-        from defectd.daemon.outputs.mqtt_bridge import MqttBridge
-
-        return MqttBridge(config.mqtt, config.line.name)
-    if kind == "opcua":
-        from defectd.daemon.outputs.opcua_server import OpcUaServer
-
-        return OpcUaServer(config.opcua, config.line.name, cameras, classes)
-    if kind == "web":
-        from defectd.daemon.outputs.web import WebView
+        output = factory(config.mqtt, line)
+    elif kind == "opcua":
+        output = factory(config.opcua, line, cameras, classes)
+    else:
         from defectd.daemon.stages.store import default_store_url
 
         url = (config.store.url or default_store_url()) if config.store.enabled else None
-        return WebView(config.web, url, config.line.name, cameras, classes)
-    raise ValueError(f"unknown output {kind!r}; outputs are {', '.join(OUTPUT_KINDS)}")
+        output = factory(config.web, url, line, cameras, classes)
+    return output
 
 
 def _classes(config: DaemonConfig) -> tuple[str, ...]:
@@ -86,7 +96,7 @@ class Feed:
                 log.warning("output feed: unreadable message skipped: %s", exc)
                 continue
             topic = parts[0].decode("ascii")
-            seq = int(payload["topic_seq"])  # type: ignore[call-overload]
+            seq = int(str(payload["topic_seq"]))
             expected = self._next.get(topic)
             if expected is not None and seq > expected:
                 self.missed += seq - expected

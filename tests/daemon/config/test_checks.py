@@ -140,3 +140,30 @@ def test_coils_rules_and_the_store_are_checked() -> None:
         "postgresql://USER@HOST/DB"
     )
     assert parse(config(cameras=placed, store={"enabled": True})).store.enabled
+
+
+def test_outputs_beyond_loopback_need_their_protection() -> None:
+    found = problems(
+        config(
+            web={"enabled": True, "bind": "0.0.0.0:8088"},
+            mqtt={"enabled": True, "username": "line1", "ca_file": "/etc/ca.pem"},
+            opcua={"enabled": True, "endpoint": "opc.tcp://10.0.0.5:4840/defectd"},
+        )
+    )
+    assert [problem.split(": ")[1] for problem in found] == [
+        "web.token_file",
+        "mqtt.ca_file",
+        "mqtt.password_file",
+        "opcua.certificate",
+    ]
+    assert "reachable from other machines" in found[0] and "bind 127.0.0.1" in found[0]
+    fine = parse(
+        config(
+            web={"enabled": True, "bind": "0.0.0.0:8088", "token_file": "/etc/defectd/web.token"},
+            opcua={"enabled": True, "endpoint": "opc.tcp://localhost:4840/x"},
+            mqtt={"enabled": True, "host": "broker.plant", "tls": True},
+        )
+    )
+    assert fine.web.enabled and fine.opcua.enabled and fine.mqtt.tls
+    (bad,) = problems(config(opcua={"endpoint": "tcp://127.0.0.1:4840"}))
+    assert "write opc.tcp://HOST:PORT/PATH" in bad

@@ -40,6 +40,21 @@ def test_model_dir_relative_to_the_config_file(tmp_path: Path) -> None:
     assert parse(config(model={"dir": "/abs/model"})).model.dir == Path("/abs/model")
 
 
+def test_output_files_relative_to_the_config_file(tmp_path: Path) -> None:
+    sections = {
+        "web": {"token_file": "web.token"},
+        "mqtt": {"password_file": "mqtt.pass", "ca_file": "/etc/ssl/ca.pem"},
+        "opcua": {"certificate": "pki/server.der", "private_key": "pki/server.pem"},
+    }
+    path = write(tmp_path, yaml.safe_dump(config(**sections)))
+    loaded = load_config(path, environ={})
+    assert loaded.web.token_file == str(tmp_path / "web.token")
+    assert loaded.mqtt.password_file == str(tmp_path / "mqtt.pass")
+    assert loaded.mqtt.ca_file == "/etc/ssl/ca.pem"  # absolute paths stay
+    assert loaded.opcua.certificate == str(tmp_path / "pki" / "server.der")
+    assert loaded.opcua.trusted_clients_dir is None
+
+
 def test_yaml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
     path = write(tmp_path, "line:\n  name: line1\ncameras: [\n  {id: a}\nslots:\n")
     (problem,) = load_problems(path)
