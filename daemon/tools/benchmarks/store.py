@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,8 +24,7 @@ from defectd.daemon.store.backend import open_store, redact
 from defectd.daemon.store.batch import StoreBatch
 from defectd.daemon.store.spool import Spool
 from defectd.daemon.store.writer import StoreWriter, WriterConfig
-from defectd.daemon.tools.benchmarks.pipeline import Heartbeats, push_config, run_phase
-from defectd.daemon.tools.loopback import DaemonProcess, Listener, LoopbackPorts
+from defectd.daemon.tools.benchmarks.on_off import OnOff, compare_on_off, format_on_off
 from defectd.engines.benchmarks import machine_summary
 
 RATIO_TARGET = 0.98
@@ -78,29 +76,12 @@ class WriteRate:
 
 
 @dataclass(frozen=True)
-class OnOff:
-    """The daemon's frames/s with the store off and on, interleaved rounds."""
-
-    backend: str
-    rounds: int
-    seconds: float  # per phase
-    off_fps: tuple[float, ...]
-    on_fps: tuple[float, ...]
-    on_accounted: bool
-    stored_coils: int
-
-    @property
-    def ratio(self) -> float:
-        off = statistics.median(self.off_fps)
-        return statistics.median(self.on_fps) / off if off else 0.0
-
-
-@dataclass(frozen=True)
 class StoreBenchResult:
     machine: str
     date: str
     writes: tuple[WriteRate, ...]
     daemon: OnOff | None
+    stored_coils: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,54 +119,28 @@ def write_rate(url: str, defects: list[StripDefect], batch: int, workdir: Path) 
 
 def on_off(
     backend: str, seconds: float, rounds: int, batch: int, workdir: Path, threads: int | None
-) -> OnOff:
-    """(b): two daemons, store off and on, pushed in turn."""
-    engine: dict[str, Any] = {"backend": backend, "max_batch": batch}
-    if threads is not None and backend != "null":
-        engine["threads"] = threads
-    runs: dict[bool, list[float]] = {False: [], True: []}
-    accounted, coils = True, 0
+) -> tuple[OnOff, int]:
+    """(b): two daemons, store off and on (SQLite), pushed in turn; and the coils stored."""
     database = workdir / "on" / "state" / "defects.db"
-    daemons = []
-    for enabled in (False, True):
-        ports = LoopbackPorts()
-        config = push_config(ports, ("cam0",), engine, batch, 20.0, None)
-        config["cameras"][0].update(across_mm_per_px=1.0, along_from="position_m")
-        if enabled:
-            config["store"] = {"enabled": True, "url": f"sqlite:///{database}"}
-        directory = workdir / ("on" if enabled else "off")
-        directory.mkdir(parents=True, exist_ok=True)
-        daemons.append((enabled, ports, DaemonProcess(config, directory, ports)))
-    listeners = []
-    try:
-        for _, _, daemon in daemons:
-            daemon.__enter__()
-            daemon.wait_ready(300.0)
-        for enabled, ports, _ in daemons:
-            beats = Heartbeats()
-            listener = Listener(ports.publish_endpoint, topics=(), on_status=beats.add)
-            listener.__enter__()
-            listener.wait_subscribed(10.0)
-            listeners.append((enabled, ports, listener, beats, [0]))
-        for _ in range(rounds):
-            for enabled, ports, listener, beats, sent in listeners:
-                run = run_phase(listener, beats, ports, ("cam0",), 0.0, seconds, backend, batch,
-                                already=sent[0], coil_frames=200)  # fmt: skip
-                sent[0] += run.sent
-                runs[enabled].append(run.frames_per_s)
-                if enabled:
-                    accounted = accounted and run.accounted
-    finally:
-        for _, _, listener, _, _ in listeners:
-            listener.__exit__(None, None, None)
-        for _, _, daemon in daemons:
-            daemon.__exit__(None, None, None)
+
+    def sections(directory: Path) -> dict[str, dict[str, Any]]:
+        return {"store": {"enabled": True, "url": f"sqlite:///{database}"}}
+
+    result = compare_on_off(
+        backend=backend,
+        seconds=seconds,
+        rounds=rounds,
+        batch=batch,
+        workdir=workdir,
+        threads=threads,
+        sections=sections,
+    )
+    coils = 0
     if database.exists():
         store = open_store(f"sqlite:///{database}")
         coils = len(store.coils(limit=100_000))
         store.close()
-    return OnOff(backend, rounds, seconds, tuple(runs[False]), tuple(runs[True]), accounted,
-                 coils)  # fmt: skip
+    return result, coils
 
 
 def run_store_bench(
@@ -203,8 +158,15 @@ def run_store_bench(
 ) -> StoreBenchResult:
     rows = synthetic_defects(defects)
     writes = tuple(write_rate(url, rows, batch, workdir) for url in urls)
-    on = on_off(backend, seconds, rounds, daemon_batch, workdir, threads) if daemon else None
-    return StoreBenchResult(machine_summary(), dt.date.today().isoformat(), writes, on)
+    on, coils = (
+        on_off(backend, seconds, rounds, daemon_batch, workdir, threads)
+        if daemon
+        else (
+            None,
+            0,
+        )
+    )
+    return StoreBenchResult(machine_summary(), dt.date.today().isoformat(), writes, on, coils)
 
 
 def format_markdown(result: StoreBenchResult) -> str:
@@ -218,22 +180,6 @@ def format_markdown(result: StoreBenchResult) -> str:
             f"{w.writer_defects_per_s:,.0f} |"
         )
     if result.daemon is not None:
-        d = result.daemon
-        verdict = "met" if d.ratio >= RATIO_TARGET else "**missed**"
-        lines += [
-            "",
-            f"Daemon with the {d.backend} engine, {d.rounds} interleaved rounds of {d.seconds:g} s "
-            "per phase, max rate:",
-            "",
-            "| store | frames/s per round | median |",
-            "|---|---|---:|",
-            f"| off | {', '.join(f'{v:,.1f}' for v in d.off_fps)} | "
-            f"{statistics.median(d.off_fps):,.1f} |",
-            f"| on | {', '.join(f'{v:,.1f}' for v in d.on_fps)} | "
-            f"{statistics.median(d.on_fps):,.1f} |",
-            "",
-            f"On / off: **{d.ratio:.4f}** (target ≥ {RATIO_TARGET}: {verdict}); with the store "
-            f"on every frame was {'accounted' if d.on_accounted else '**not all accounted**'}, "
-            f"{d.stored_coils} coils stored.",
-        ]
+        lines += ["", *format_on_off(result.daemon, "store", RATIO_TARGET,
+                                     f", {result.stored_coils} coils stored")]  # fmt: skip
     return "\n".join(lines)

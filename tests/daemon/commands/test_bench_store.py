@@ -28,7 +28,7 @@ def test_write_rates_and_the_daemon_with_the_store_on_and_off(
     assert rate["defects"] == 300 and rate["direct_defects_per_s"] > 0
     daemon = record["daemon"]
     assert len(daemon["off_fps"]) == len(daemon["on_fps"]) == 1
-    assert daemon["on_accounted"] and daemon["stored_coils"] >= 1 and daemon["ratio"] > 0
+    assert daemon["on_accounted"] and record["stored_coils"] >= 1 and daemon["ratio"] > 0
 
 
 def test_every_benchmark_defect_is_written_once(tmp_path: Path) -> None:
