@@ -418,7 +418,8 @@ def create_metrics(
         output_dropped=counter(
             "output_dropped",
             "Events an output never delivered, by reason (feed: fell behind the daemon; "
-            "buffer_full: its consumer was away too long; error).",
+            "buffer_full: its consumer was away too long; shutdown: still queued at stop; "
+            "refused; error).",
             ("output", "reason"),
         ),
         output_buffered=gauge(

@@ -221,6 +221,13 @@ def _check_outputs(parts: Mapping[str, Any], problems: Problems) -> None:
                 "127.0.0.1",
             )
     if mqtt is not None and mqtt.enabled:
+        for index, camera in parts.get("cameras", []):
+            if camera.id == "coil":
+                problems.add(
+                    f"cameras[{index}].id",
+                    "'coil' is the MQTT bridge's topic level for coils (<prefix>/<line>/coil/"
+                    "<coil_id>): give the camera another id",
+                )
         if mqtt.ca_file is not None and not mqtt.tls:
             problems.add("mqtt.ca_file", "is for TLS: set mqtt.tls true, or leave it out")
         if (mqtt.username is None) != (mqtt.password_file is None):

@@ -165,5 +165,7 @@ def test_outputs_beyond_loopback_need_their_protection() -> None:
         )
     )
     assert fine.web.enabled and fine.opcua.enabled and fine.mqtt.tls
+    (coil,) = problems(config(cameras=[camera(id="coil")], mqtt={"enabled": True}))
+    assert "cameras[0].id: 'coil' is the MQTT bridge's topic level" in coil
     (bad,) = problems(config(opcua={"endpoint": "tcp://127.0.0.1:4840"}))
     assert "write opc.tcp://HOST:PORT/PATH" in bad
