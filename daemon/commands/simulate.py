@@ -12,8 +12,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
+from defectd.daemon.background import Background
 from defectd.daemon.cli import CommandError
-from defectd.daemon.clients.background import Background
 from defectd.daemon.clients.liveline import LiveLine
 from defectd.daemon.commands.output import refuse_unused
 from defectd.daemon.protocol import ENCODINGS

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from defectd.daemon.clients.background import Background
+from defectd.daemon.background import Background
 from defectd.daemon.clients.simulator import (
     Simulator,
     SimulatorConfig,

@@ -19,7 +19,7 @@ import pytest
 import yaml
 import zmq
 
-from defectd.daemon.clients.background import Background
+from defectd.daemon.background import Background
 from defectd.daemon.clients.simulator import SimulatorConfig
 from defectd.daemon.clients.tail import TailConfig
 from defectd.daemon.config import ConfigError, config_warnings, load_config

@@ -42,7 +42,7 @@ from typing import Any
 import pytest
 import yaml
 
-from defectd.daemon.clients.background import Background
+from defectd.daemon.background import Background
 from defectd.daemon.tools.loopback import (
     Camera,
     DaemonProcess,

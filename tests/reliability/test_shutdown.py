@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import zmq
 
-from defectd.daemon.clients.background import Background
+from defectd.daemon.background import Background
 from defectd.daemon.protocol import FrameHeader, encode_frame
 from defectd.daemon.tools.loopback import DaemonProcess, Listener, LoopbackPorts
 from defectd.engines.synth import SyntheticLine

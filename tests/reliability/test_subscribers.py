@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from defectd.daemon.clients.background import Background
+from defectd.daemon.background import Background
 from defectd.daemon.clients.subscriber import GapDetector
 from defectd.daemon.events import decode_message
 from defectd.daemon.tools.benchmarks.pipeline import CapacityRun, Heartbeats, push_config, run_phase

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import argparse
 
-from defectd.daemon.commands.bench import engine, micro, peak, pipeline, soak, store, tiling
+from defectd.daemon.commands.bench import (
+    engine,
+    micro,
+    outputs,
+    peak,
+    pipeline,
+    soak,
+    store,
+    tiling,
+)
 
 # Order of `defectd bench --help`: quick suites first, the long-running ones last.
 SUITES: tuple[str, ...] = (
@@ -17,6 +26,7 @@ SUITES: tuple[str, ...] = (
     "engine",
     "tiling",
     "store",
+    "outputs",
     "pipeline",
     "soak",
 )
@@ -35,5 +45,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     engine.register(suites)
     tiling.register(suites)
     store.register(suites)
+    outputs.register(suites)
     pipeline.register(suites)
     soak.register(suites)

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from defectd.daemon.clients.background import Background
+from defectd.daemon.background import Background
 from defectd.daemon.clients.simulator import Simulator, SimulatorConfig, SimulatorResult
 from defectd.daemon.slots import SHM_DIR
 from defectd.daemon.tools.benchmarks.pipeline import CapacityRun, Heartbeats, push_config, run_phase

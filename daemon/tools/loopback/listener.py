@@ -10,7 +10,7 @@ from typing import Any
 
 import zmq
 
-from defectd.daemon.clients.background import Background
+from defectd.daemon.background import Background
 from defectd.daemon.clients.subscriber import GapDetector
 from defectd.daemon.events import MessageError, decode_message
 from defectd.daemon.tools.loopback.line import LoopbackError

@@ -1,9 +1,9 @@
 """A function run in a thread of its own, its result or its exception handed to the caller.
 
-The simulator command, the demo, the benchmarks and the loopback harness send or read in a
-thread while the calling thread waits, shows progress or samples; an exception in that
-thread must surface in the caller, not end up as a line on stderr. Threads are daemon
-threads: one stuck in a blocking send never holds the interpreter open at exit.
+The simulator command, the demo, the benchmarks, the loopback harness and the OPC UA server
+send, read or serve in a thread while the calling thread waits, shows progress or samples; an
+exception in that thread must surface in the caller, not end up as a line on stderr. Threads
+are daemon threads: one stuck in a blocking send never holds the interpreter open at exit.
 """
 
 from __future__ import annotations
