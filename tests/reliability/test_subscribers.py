@@ -55,7 +55,9 @@ class SlowSubscriber:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._reader.wait(30)
+        # It drains what is still queued for it (up to publish.sndhwm messages): on a busy
+        # CI machine that took over 30 s once.
+        self._reader.wait(120)
         self._context.term()
         self._reader.result(timeout_s=0)  # raises what the reading thread raised
 

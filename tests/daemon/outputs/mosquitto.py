@@ -68,6 +68,7 @@ class Broker:
                 "persistence true",
                 f"persistence_location {workdir}/",
                 "autosave_interval 1",
+                "autosave_on_changes true",  # every change saved at once: a SIGKILL loses none
                 "max_queued_messages 100000",
             ]
         else:
