@@ -6,9 +6,9 @@ import argparse
 import contextlib
 import sys
 import threading
-from pathlib import Path
 from typing import TextIO
 
+from defectd.daemon.commands.curve_options import add_subscriber_curve_options
 from defectd.daemon.commands.output import STDOUT
 from defectd.daemon.commands.simulate import stop_on_signals
 
@@ -52,19 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="stop after S seconds (exit status 1 if --count messages did not come by then)",
     )
     parser.add_argument("--utc", action="store_true", help="times in UTC, not the local zone")
-    parser.add_argument(
-        "--curve-server-key",
-        type=Path,
-        metavar="FILE",
-        help="CURVE: the daemon's public FILE.key (with --curve-client-key; docs/security.md)",
-    )
-    parser.add_argument(
-        "--curve-client-key",
-        type=Path,
-        metavar="FILE",
-        help="CURVE: this subscriber's FILE.key_secret; its .key must be in the daemon's "
-        "security.subscriber_clients_dir",
-    )
+    add_subscriber_curve_options(parser, "this subscriber")
     parser.set_defaults(handler=run)
 
 

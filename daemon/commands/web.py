@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from defectd.daemon.cli import CommandError
+from defectd.daemon.commands.curve_options import add_subscriber_curve_options
 
 if TYPE_CHECKING:
     from defectd.daemon.config import DaemonConfig
@@ -61,19 +62,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--line", help="only this line's coils (default: the config's line)")
     parser.add_argument("--title", help="the name on every page (default: web.title)")
-    parser.add_argument(
-        "--curve-server-key",
-        type=Path,
-        metavar="FILE",
-        help="CURVE: the daemon's public FILE.key (with --curve-client-key; docs/security.md)",
-    )
-    parser.add_argument(
-        "--curve-client-key",
-        type=Path,
-        metavar="FILE",
-        help="CURVE: this web view's FILE.key_secret, allowed by the daemon's "
-        "security.subscriber_clients_dir",
-    )
+    add_subscriber_curve_options(parser, "this web view")
     parser.set_defaults(handler=run)
 
 

@@ -6,46 +6,16 @@ import csv
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from defectd.daemon.cli import main
-from defectd.daemon.coils.grading import parse_rules
-from defectd.daemon.coils.tracker import CoilTracker, TrackerOutput, TrackerSettings
-from defectd.daemon.store.backend import open_store
-from defectd.daemon.store.batch import StoreBatch
-from defectd.daemon.store.crops import CropStore
-from tests.daemon.coils.helpers import frame
+from tests.daemon.coils.helpers import fill_store
 
 
 @pytest.fixture
 def store_url(tmp_path: Path) -> str:
     """Two coils of one camera: C1 with a scratch over two frames and lost frames, C2 clean."""
-    settings = TrackerSettings(
-        classes=("c1", "c2"),
-        rules=parse_rules(["A", "B"], [{"grade": "B", "class": "c1", "count_over": 1}]),
-    )
-    tracker = CoilTracker("line1", ["top"], settings)
-    out = TrackerOutput()
-    frames = [frame("top", s, *([(10, 10, 5, 5)] if s % 3 == 0 else [])) for s in range(12)]
-    frames[4] = frame("top", 4, (20, 0, 5, 100))
-    frames[5] = frame("top", 5, (20, 0, 5, 50))
-    del frames[8:10]  # lost: a coverage gap
-    for item in frames:
-        out += tracker.add(item)
-    for seq in range(12, 20):
-        out += tracker.add(frame("top", seq, coil="C2"))
-    out += tracker.close()
-    url = f"sqlite:///{tmp_path / 'state' / 'defects.db'}"
-    crops = CropStore(tmp_path / "state" / "crops", 10**8)
-    defects = []
-    for defect in out.defects:
-        path = crops.save(defect.defect_id, np.full((20, 30), 200, np.uint8))
-        defects.append(type(defect)(**{**defect.__dict__, "crop": path}))
-    store = open_store(url)
-    store.write(StoreBatch(tuple(defects), out.gaps, out.coils))
-    store.close()
-    return url
+    return fill_store(tmp_path / "state")
 
 
 def test_list_show_and_report(
