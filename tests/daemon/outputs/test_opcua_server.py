@@ -17,6 +17,9 @@ from typing import Any
 import jsonschema
 import pytest
 import zmq
+
+pytest.importorskip("asyncua", reason="the OPC UA server needs defectd[opcua] (asyncua)")
+
 from asyncua import Client, Node, ua
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from asyncua.ua.status_codes import StatusCodes
