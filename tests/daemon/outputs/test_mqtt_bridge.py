@@ -48,13 +48,20 @@ NS = 1_714_564_801_234_567_890  # 2024-05-01T12:00:01.234Z
 STATUS_TOPIC = "defectd/line1/status"
 
 try:
-    import paho.mqtt.client  # noqa: F401
+    import paho.mqtt.client
 
     NO_PAHO = None
 except ImportError:
     NO_PAHO = "paho-mqtt is missing: pip install 'defectd[mqtt]'"
 needs_paho = pytest.mark.skipif(NO_PAHO is not None, reason=NO_PAHO or "")
 needs_broker = pytest.mark.skipif(missing() is not None, reason=missing() or "")
+try:
+    import paho.mqtt.client  # noqa: F401
+
+    _NO_PAHO = None
+except ImportError:
+    _NO_PAHO = "paho-mqtt is not installed (pip install 'defectd[mqtt]')"
+needs_paho = pytest.mark.skipif(_NO_PAHO is not None, reason=_NO_PAHO or "")
 
 
 def defect(seq: int, class_name: str = "scratches") -> dict[str, Any]:
@@ -392,6 +399,7 @@ def test_tls_with_a_private_ca(tmp_path: Path) -> None:
         assert seqs(subscriber) == [0]
 
 
+@needs_paho
 def test_without_a_broker_the_newest_wait_and_the_oldest_are_dropped() -> None:
     port = free_port()  # nothing listens there
     with bridge_on(settings(port, buffer=3)) as bridge:

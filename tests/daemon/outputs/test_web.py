@@ -24,7 +24,13 @@ from defectd.daemon.outputs.web import WebView
 from defectd.daemon.outputs.web import auth as web_auth
 from defectd.daemon.outputs.web.live import LiveState
 from defectd.daemon.tools.loopback.line import free_port
-from tests.daemon.outputs.web_browser import chromium, console_errors, images_loaded, wait_until
+from tests.daemon.outputs.web_browser import (
+    chromium,
+    console_errors,
+    images_loaded,
+    needs_browser,
+    wait_until,
+)
 from tests.daemon.outputs.web_store import (
     ODD_COIL,
     coil_event,
@@ -256,6 +262,7 @@ def _stop(process: subprocess.Popen[str]) -> int:
     return int(process.returncode)
 
 
+@needs_browser
 @pytest.mark.slow
 def test_defectd_web_serves_a_store_to_a_browser_with_the_token(tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
@@ -312,6 +319,7 @@ def test_defectd_web_serves_a_store_to_a_browser_with_the_token(tmp_path: Path) 
     assert f"serving http://127.0.0.1:{port}/" in output
 
 
+@needs_browser
 @pytest.mark.slow
 def test_the_line_page_follows_the_real_daemon_in_a_browser(tmp_path: Path) -> None:
     import zmq

@@ -39,6 +39,10 @@ def missing() -> str | None:
     return None
 
 
+# For tests that import selenium before they open a browser.
+needs_browser = pytest.mark.skipif(missing() is not None, reason=missing() or "")
+
+
 @contextmanager
 def chromium(profile: Path) -> Iterator[Any]:
     """A headless Chromium with a fresh profile in `profile`, its console logged at ALL."""
