@@ -23,6 +23,30 @@ from defectd.daemon.outputs.web.layout import (
 from defectd.daemon.outputs.web.live import CoilSummary
 
 
+def coils_table(coils: Sequence[CoilSummary], *, with_line: bool) -> str:
+    """The coils as a table: id (linked), line when `with_line`, grade, end, metres,
+    defects, metres not seen and the grade's reasons."""
+    rows = []
+    for c in coils:
+        line = [esc(c.line)] if with_line else []
+        rows.append(
+            [
+                f'<a href="{esc(coil_href(c.coil_id, c.line))}">{esc(c.coil_id)}</a>',
+                *line,
+                grade_badge(c.grade),
+                esc(when(c.ended_ns)),
+                num(c.inspected_m, ",.1f"),
+                num(c.defects, ",d"),
+                num(c.gap_m, ",.1f"),
+                esc("; ".join(c.grade_reasons)),
+            ]
+        )
+    headers = ["coil", *(["line"] if with_line else []), "grade", "ended", "m", "defects"]
+    first = len(headers) - 2  # m, defects, not seen m are numbers
+    headers += ["not seen m", "why"]
+    return table(headers, rows, numeric={first, first + 1, first + 2})
+
+
 def coils_page(
     site: str,
     coils: Sequence[CoilSummary],
@@ -47,21 +71,7 @@ def coils_page(
     elif not coils:
         listing = notice(f"No coil of grade {grade} in the store." if grade else "No coil yet.")
     else:
-        rows = [
-            [
-                f'<a href="{esc(coil_href(c.coil_id, c.line))}">{esc(c.coil_id)}</a>',
-                esc(c.line),
-                grade_badge(c.grade),
-                esc(when(c.ended_ns)),
-                num(c.inspected_m, ",.1f"),
-                num(c.defects, ",d"),
-                num(c.gap_m, ",.1f"),
-                esc("; ".join(c.grade_reasons)),
-            ]
-            for c in coils
-        ]
-        headers = ["coil", "line", "grade", "ended", "m", "defects", "not seen m", "why"]
-        listing = table(headers, rows, numeric={4, 5, 6})
+        listing = coils_table(coils, with_line=True)
     title = f"Coils of grade {grade}" if grade else "Recent coils"
     body = f'<h1>{esc(title)}</h1>\n{form}\n<section class="panel">{listing}</section>'
     return page(site=site, title=title, body=body, active="coils", live_nav=live_nav)

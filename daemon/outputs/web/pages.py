@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import json
 
+from defectd.daemon.outputs.web.coil_pages import coils_table
 from defectd.daemon.outputs.web.layout import (
     class_label,
     clock,
     coil_href,
     crop_href,
     esc,
-    grade_badge,
     notice,
     num,
     page,
     seconds,
     table,
-    when,
 )
 from defectd.daemon.outputs.web.live import (
     CameraLive,
@@ -216,18 +215,5 @@ def _coils(coils: tuple[CoilSummary, ...], store: StoreView) -> str:
     problem = notice(store.problem, "warn") if store.problem else ""
     if not coils:
         return problem + notice("No coil has closed yet.")
-    rows = [
-        [
-            f'<a href="{esc(coil_href(c.coil_id, c.line))}">{esc(c.coil_id)}</a>',
-            grade_badge(c.grade),
-            esc(when(c.ended_ns)),
-            num(c.inspected_m, ",.1f"),
-            num(c.defects, ",d"),
-            num(c.gap_m, ",.1f"),
-            esc("; ".join(c.grade_reasons)),
-        ]
-        for c in coils
-    ]
-    headers = ["coil", "grade", "ended", "m", "defects", "not seen m", "why"]
     more = '<p class="more"><a href="/coils">all coils →</a></p>'
-    return problem + table(headers, rows, numeric={3, 4, 5}) + more
+    return problem + coils_table(coils, with_line=False) + more
