@@ -42,6 +42,17 @@ class Batcher(Generic[T]):
         return self._max_batch
 
     @property
+    def max_wait_ms(self) -> float:
+        return self._max_wait * 1000.0
+
+    @max_wait_ms.setter
+    def max_wait_ms(self, value: float) -> None:
+        """A new longest wait (a reload); it applies to the items pending too."""
+        if value < 0:
+            raise ValueError(f"max_wait_ms must be 0 or more, got {value}")
+        self._max_wait = value / 1000.0
+
+    @property
     def clock(self) -> Callable[[], float]:
         return self._clock
 
@@ -81,6 +92,13 @@ class Batcher(Generic[T]):
         while self._pending:
             batches.append(self._take())
         return batches
+
+    def hand_over(self) -> list[tuple[float, T]]:
+        """Everything pending with its arrival time, oldest first, and nothing left here (a
+        model swap moves pending frames to the new engine's batcher, their waits kept)."""
+        pending = list(self._pending)
+        self._pending.clear()
+        return pending
 
     def _take(self) -> list[T]:
         count = min(self._max_batch, len(self._pending))

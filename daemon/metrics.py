@@ -35,6 +35,7 @@ from defectd.daemon.protocol import REJECT_REASONS
 
 if TYPE_CHECKING:
     from defectd.daemon.sequence import SeqOutcome
+    from defectd.daemon.shadow.compare import ClassAgreement
     from defectd.engines.engine import EngineInfo
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ AUTH_REASONS = ("unknown_key", "bad_handshake")
 UNKNOWN_CAMERA = "(unknown)"
 
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+RELOAD_OUTCOMES = ("applied", "unchanged", "refused")
+SWAP_FAILURES = ("card", "classes", "memory", "open", "golden")
 GaugeMode = Literal["livemax", "livesum", "max"]  # the modes `create_metrics` uses
 # 1 ms .. 10 s: a TensorRT batch takes milliseconds, a CPU batch of 16 can take seconds.
 SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -84,7 +87,7 @@ def metric_files(registry_dir: str | os.PathLike[str]) -> list[str]:
     return sorted(glob.glob(os.path.join(os.fspath(registry_dir), "*.db")))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Metrics:
     """The metric objects of one process, with helpers that keep label values bounded.
 
@@ -112,6 +115,12 @@ class Metrics:
     coil_anomalies: Counter
     output_delivered: Counter
     output_dropped: Counter
+    reloads: Counter
+    model_swaps: Counter
+    shadow_frames: Counter
+    shadow_pixels: Counter
+    shadow_found: Counter
+    shadow_skipped: Counter
 
     batch_size: Histogram
     inference_seconds: Histogram
@@ -127,6 +136,13 @@ class Metrics:
     store_up: Gauge
     output_buffered: Gauge
     output_connected: Gauge
+    config_generation: Gauge
+    model_swap_failed: Gauge
+    shadow_info: Gauge
+
+    def set_cameras(self, cameras: Iterable[str]) -> None:
+        """The configured camera ids after a reload (cameras added get their own series)."""
+        self.cameras = frozenset(cameras)
 
     def camera_label(self, camera: str | None) -> str:
         """`camera` if it is configured, else `UNKNOWN_CAMERA` (bounds the label's values)."""
@@ -250,6 +266,43 @@ class Metrics:
         """What the inference process runs; `version` is the backend runtime's version."""
         self.engine_info.labels(**info.labels(), version=version).set(1)
 
+    def engine_unloaded(self, info: EngineInfo, version: str) -> None:
+        """A model swap closed the engine `info`: its info series goes to 0."""
+        self.engine_info.labels(**info.labels(), version=version).set(0)
+
+    def reloaded(self, outcome: str, generation: int) -> None:
+        """A reload was `outcome` (applied, unchanged, refused); `generation` runs now."""
+        self.reloads.labels(outcome=outcome).inc()
+        self.config_generation.set(generation)
+
+    def model_swapped(self, ok: bool, reason: str = "") -> None:
+        """A model swap ended: ok, or failed for `reason` (card, classes, memory, open,
+        golden); ``model_swap_failed`` stays 1 from a failure to the next good swap."""
+        if ok:
+            self.model_swaps.labels(outcome="ok", reason="").inc()
+        else:
+            self.model_swaps.labels(outcome="failed", reason=reason).inc()
+        self.model_swap_failed.set(0 if ok else 1)
+
+    def shadow_running(self, live: str, shadow: str, running: bool) -> None:
+        """A shadow run of `shadow` beside `live` started (or ended)."""
+        self.shadow_info.labels(live_model=live, shadow_model=shadow).set(1 if running else 0)
+
+    def shadow_compared(self, rows: Iterable[ClassAgreement], classes: tuple[str, ...]) -> None:
+        """One frame compared by the shadow run, class by class."""
+        self.shadow_frames.inc()
+        for row in rows:
+            name = classes[row.class_id - 1]
+            self.shadow_pixels.labels(class_name=name, kind="live").inc(row.live_px)
+            self.shadow_pixels.labels(class_name=name, kind="shadow").inc(row.shadow_px)
+            self.shadow_pixels.labels(class_name=name, kind="both").inc(row.both_px)
+            if row.live_found and row.shadow_found:
+                self.shadow_found.labels(class_name=name, outcome="both").inc()
+            elif row.live_found:
+                self.shadow_found.labels(class_name=name, outcome="live_only").inc()
+            elif row.shadow_found:
+                self.shadow_found.labels(class_name=name, outcome="shadow_only").inc()
+
     def set_build_info(self, version: str, python: str) -> None:
         """defectd's version and the Python version (supervisor, once)."""
         self.build_info.labels(version=version, python=python).set(1)
@@ -288,6 +341,18 @@ class Metrics:
                 self.auth_rejected.labels(socket=socket, reason=reason)
         for latency_kind in LATENCY_KINDS:
             self.latency_seconds.labels(kind=latency_kind)
+        for outcome in RELOAD_OUTCOMES:
+            self.reloads.labels(outcome=outcome)
+        self.model_swaps.labels(outcome="ok", reason="")
+        for reason in SWAP_FAILURES:
+            self.model_swaps.labels(outcome="failed", reason=reason)
+        self.model_swap_failed.set(0)
+        self.config_generation.set(0)
+        for class_name in classes:
+            for kind in ("live", "shadow", "both"):
+                self.shadow_pixels.labels(class_name=class_name, kind=kind)
+            for found in ("both", "live_only", "shadow_only"):
+                self.shadow_found.labels(class_name=class_name, outcome=found)
 
 
 def create_metrics(
@@ -432,6 +497,51 @@ def create_metrics(
             "output_connected",
             "1 while an output's broker, server or listener is up.",
             ("output",),
+            "livemax",
+        ),
+        reloads=counter(
+            "reloads",
+            "Config reloads (defectd reload, SIGHUP), by outcome: applied, unchanged, refused "
+            "(invalid config; the running one kept).",
+            ("outcome",),
+        ),
+        config_generation=gauge(
+            "config_generation", "Config reloads applied since the daemon started.", (), "livemax"
+        ),
+        model_swaps=counter(
+            "model_swaps",
+            "Model swaps, by outcome (ok, failed) and why one failed (card, classes, memory, "
+            "open, golden).",
+            ("outcome", "reason"),
+        ),
+        model_swap_failed=gauge(
+            "model_swap_failed",
+            "1 from a failed model swap (the old model kept serving) to the next good one.",
+            (),
+            "livemax",
+        ),
+        shadow_frames=counter(
+            "shadow_frames", "Live frames the shadow model ran on and was compared on.", ()
+        ),
+        shadow_pixels=counter(
+            "shadow_pixels",
+            "Defect pixels on shadow-compared frames, by class and kind: live (the live model "
+            "marks), shadow (the shadow marks), both.",
+            ("class_name", "kind"),
+        ),
+        shadow_found=counter(
+            "shadow_found",
+            "Shadow-compared frames where a class was found, by outcome: both, live_only, "
+            "shadow_only.",
+            ("class_name", "outcome"),
+        ),
+        shadow_skipped=counter(
+            "shadow_skipped", "Frames picked for the shadow but skipped: its queue was full.", ()
+        ),
+        shadow_info=gauge(
+            "shadow_info",
+            "The shadow run in progress (value 1): the live and the shadow model.",
+            ("live_model", "shadow_model"),
             "livemax",
         ),
         store_up=gauge(

@@ -380,7 +380,12 @@ class SlotPool:
         return view
 
     def acquire(
-        self, meta: FrameMeta, *, block: bool = True, timeout: float | None = None
+        self,
+        meta: FrameMeta,
+        *,
+        block: bool = True,
+        timeout: float | None = None,
+        group: int | None = None,
     ) -> Acquired:
         """A FILLING slot for a new frame, owned by this process.
 
@@ -390,7 +395,8 @@ class SlotPool:
         wait up to ``timeout`` seconds (None: forever) if ``block``, else return
         ``Acquired(None)`` at once. Receivers of live lines pass a short timeout or
         ``block=False``: with every slot in the engine or post-processing, waiting longer
-        only moves the drop to the camera's side.
+        only moves the drop to the camera's side. `group` names the slot group (receivers
+        pass the one of the camera's frame size); None: the group listing the camera.
         """
         camera = meta.camera.encode()
         if len(camera) > CAMERA_BYTES:
@@ -398,7 +404,8 @@ class SlotPool:
                 f"camera id {meta.camera!r} is {len(camera)} bytes in UTF-8; "
                 f"slot metadata holds at most {CAMERA_BYTES}"
             )
-        group = self._spec.group_of(meta.camera)
+        if group is None:
+            group = self._spec.group_of(meta.camera)
         first = self._starts[group]
         last = first + self._spec.groups[group].count
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -11,6 +11,9 @@ processes (``spawn``) and watches them:
   process restarts, and frames waiting READY in their slots survive the restart;
 - ``/readyz`` and ``READY=1`` once the engine is warm and every stage runs; ``WATCHDOG=1``
   only while every stage shows progress; a status heartbeat goes to the publisher;
+- SIGHUP or `defectd reload` (its control socket): the config file is read again and what
+  changed applied without a restart (`daemon.reloader`; a model swap happens in the
+  inference process, `daemon.stages.model_swap`);
 - SIGTERM/SIGINT: receivers stop reading, frames in flight drain for up to
   ``shutdown.drain_timeout_s`` and are published, then the other stages stop and the daemon
   exits 0; what did not drain is counted dropped{shutdown}. A second signal exits at once.
@@ -34,9 +37,10 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 
 import zmq
@@ -49,6 +53,7 @@ from defectd.daemon.config import (
     config_warnings,
     parse_http_bind,
 )
+from defectd.daemon.control import control_endpoint
 from defectd.daemon.events import FrameCounts, RateMeter, StatusEvent
 from defectd.daemon.health import HealthServer, Heartbeat
 from defectd.daemon.metrics import (
@@ -57,6 +62,7 @@ from defectd.daemon.metrics import (
     mark_process_dead,
     render,
 )
+from defectd.daemon.reloader import CONTROLLED, Reloader
 from defectd.daemon.sdnotify import Notifier, WatchdogGate
 from defectd.daemon.slots import FrameMeta, SlotPool, SlotState
 from defectd.daemon.stages.common import STAGE_KINDS, Report, RunPaths, StageSpec, bind_ipc
@@ -67,6 +73,7 @@ from defectd.daemon.stages.publisher import run_publisher
 from defectd.daemon.stages.receiver import run_receiver
 from defectd.daemon.stages.store import run_store
 from defectd.engines.engine import EngineInfo
+from defectd.engines.model_card import ModelCard
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +130,13 @@ class Supervisor:
         log_format: str | None = None,
         notifier: Notifier | None = None,
         environ: Mapping[str, str] | None = None,
+        config_path: Path | None = None,
     ) -> None:
         self._config = config
+        self._config_path = config_path
+        self._environ = environ
+        self._reloader: Reloader | None = None
+        self._reload_asked = False
         self._log_level = log_level or config.logging.level
         self._log_format = log_format or config.logging.format
         self._notifier = notifier or Notifier.from_env(environ)
@@ -158,6 +170,7 @@ class Supervisor:
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
         }
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
         zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         try:
             metrics = self._setup_metrics(model.card.classes)
@@ -171,6 +184,7 @@ class Supervisor:
             status.setsockopt(zmq.LINGER, 0)
             status.setsockopt(zmq.SNDHWM, 16)
             status.connect(paths.publisher)
+            self._reloader = self._setup_control(zctx, paths, metrics, model.card)
             pool = SlotPool.create_groups("defectd", config.slot_groups, config.batching.policy)
             self._pool = pool
             self._cleanup.append(pool.unlink)
@@ -208,6 +222,47 @@ class Supervisor:
         self._metrics = metrics
         return metrics
 
+    def _setup_control(
+        self,
+        zctx: zmq.Context[zmq.Socket[bytes]],
+        paths: RunPaths,
+        metrics: Metrics,
+        card: ModelCard,
+    ) -> Reloader:
+        """The stages' control PUB and the control socket `defectd reload` talks to."""
+        publish = zctx.socket(zmq.PUB)
+        publish.setsockopt(zmq.LINGER, 0)
+        bind_ipc(publish, paths.control)
+        endpoint = control_endpoint(self._config, self._environ)
+        router = None
+        if self._config_path is not None:
+            router = zctx.socket(zmq.ROUTER)
+            router.setsockopt(zmq.LINGER, 0)
+            socket_path = Path(endpoint.removeprefix("ipc://"))
+            try:
+                socket_path.parent.mkdir(parents=True, exist_ok=True)
+                bind_ipc(router, endpoint)
+                socket_path.chmod(0o660)
+                self._cleanup.append(lambda: socket_path.unlink(missing_ok=True))
+                log.info("control socket %s (defectd reload)", socket_path)
+            except (OSError, zmq.ZMQError) as exc:
+                router.close()
+                router = None
+                log.warning(
+                    "no control socket at %s (%s): `defectd reload` cannot reach this daemon; "
+                    "SIGHUP still reloads (set control.socket to a writable path)",
+                    socket_path,
+                    exc,
+                )
+        return Reloader(
+            self._config,
+            self._config_path,
+            metrics,
+            publish,
+            router,
+            model=f"{card.name} {card.version}",
+        )
+
     # -- children ------------------------------------------------------------------------
 
     def _start_all(self, paths: RunPaths, pool: SlotPool) -> None:
@@ -227,6 +282,14 @@ class Supervisor:
                 self._start(child)
 
     def _start(self, child: _Child) -> None:
+        if self._reloader is not None:  # a restarted stage starts with the running config
+            reloader = self._reloader
+            child.spec = replace(
+                child.spec,
+                config=reloader.config,
+                generation=reloader.generation,
+                assignment=reloader.assignment_items,
+            )
         spec = child.spec
         process = self._context.Process(
             target=_ENTRY[spec.kind], args=(spec,), name=spec.name, daemon=False
@@ -332,13 +395,12 @@ class Supervisor:
         pool: SlotPool,
         metrics: Metrics,
     ) -> None:
-        interval = self._config.publish.status_interval_s
         next_status = time.monotonic()
         while self._signals == 0 and self._failed is None:
             self._turn(reports, pool, metrics)
             now = time.monotonic()
             if now >= next_status:
-                next_status = now + interval
+                next_status = now + self._config.publish.status_interval_s
                 self._send_status(status, pool)
             for camera, seq in self._account.overdue(now, FRAME_TIMEOUT_S):
                 log.warning(
@@ -361,6 +423,15 @@ class Supervisor:
                 except zmq.Again:
                     break
                 self._apply(report)
+        if self._reloader is not None:
+            if self._reload_asked and self._signals == 0:
+                self._reload_asked = False
+                self._reloader.reload()
+            controlled = [
+                c.spec.name for c in self._children if c.spec.kind in CONTROLLED and c.alive
+            ]
+            self._reloader.turn(controlled)
+            self._config = self._reloader.config
         self._check_children(pool, metrics)
         metrics.slots(pool.in_use(), pool.spec.count)
         metrics.set_ready(self._ready())
@@ -373,6 +444,8 @@ class Supervisor:
         for _camera, reason, count in report.rejected:
             self._totals.rejected[reason] += count
         self._totals.lost += report.lost
+        if self._reloader is not None:
+            self._reloader.on_report(report.stage, report.generation, report.swap)
         if report.engine is not None:
             self._engine = report.engine
             self._engine_failures = 0
@@ -437,6 +510,11 @@ class Supervisor:
             with contextlib.suppress(OSError):
                 step()
         os._exit(128 + signum)
+
+    def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
+        """SIGHUP (``systemctl reload``'s ExecReload may send it): reload the config file."""
+        log.info("SIGHUP: reloading %s", self._config_path or "the config")
+        self._reload_asked = True
 
     def _shutdown(self, reports: zmq.Socket[bytes], pool: SlotPool, metrics: Metrics) -> int:
         config = self._config
@@ -537,6 +615,7 @@ def run_daemon(
     model: ModelCheck | None = None,
     log_level: str | None = None,
     log_format: str | None = None,
+    config_path: Path | None = None,
 ) -> int:
     """Run the daemon in this process until stopped; the exit status.
 
@@ -544,6 +623,11 @@ def run_daemon(
     (`metrics_mode.multiprocess_mode`); `model` the config's model check when already done.
     """
     supervisor = Supervisor(
-        config, metrics_dir, model=model, log_level=log_level, log_format=log_format
+        config,
+        metrics_dir,
+        model=model,
+        log_level=log_level,
+        log_format=log_format,
+        config_path=config_path,
     )
     return supervisor.run()

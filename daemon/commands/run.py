@@ -66,7 +66,14 @@ def run(args: argparse.Namespace) -> int:
             # $PROMETHEUS_MULTIPROC_DIR once, at import.
             from defectd.daemon.supervisor import run_daemon
 
-            return run_daemon(config, metrics_dir, model, log_level=level, log_format=log_format)
+            return run_daemon(
+                config,
+                metrics_dir,
+                model,
+                log_level=level,
+                log_format=log_format,
+                config_path=Path(args.config),
+            )
     except ConfigError as exc:
         for problem in exc.problems:
             print(prefix + problem, file=sys.stderr)

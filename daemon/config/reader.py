@@ -318,6 +318,8 @@ def _resolve_key_paths(parts: dict[str, Any], base_dir: Path | None) -> None:
         "web": ("token_file",),
         "mqtt": ("password_file", "ca_file"),
         "opcua": ("certificate", "private_key", "trusted_clients_dir"),
+        "shadow": ("model_dir", "dir"),
+        "control": ("socket",),
     }
     for name, names in output_keys.items():
         section = parts.get(name)

@@ -249,6 +249,27 @@ class OpcUaSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ShadowSettings:
+    """``shadow:``: a candidate model run beside the live one on a share of the frames; its
+    defects are compared with the live model's, never published (docs/deploy.md)."""
+
+    model_dir: str | None = None  # None: no shadow run
+    share: float = field(default=0.1, metadata=_bounds(high=1, above=0))  # of frames
+    # null: $STATE_DIRECTORY/shadow (systemd), else ./defectd-state/shadow
+    dir: str | None = None
+    queue: int = field(default=8, metadata=_bounds(1))  # frames waiting; more are skipped
+    max_saved: int = field(default=2000, metadata=_bounds(0))  # disagreements with pictures
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlSettings:
+    """``control:``: the socket `defectd reload` talks to (docs/deploy.md)."""
+
+    # null: $RUNTIME_DIRECTORY/control.sock (systemd), else <tmp>/defectd-<line>.control.sock
+    socket: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ShutdownSettings:
     """``shutdown:``: how long SIGTERM waits for frames in flight."""
 
@@ -290,6 +311,8 @@ SECTIONS: dict[str, type[Any]] = {
     "web": WebSettings,
     "mqtt": MqttSettings,
     "opcua": OpcUaSettings,
+    "shadow": ShadowSettings,
+    "control": ControlSettings,
     "shutdown": ShutdownSettings,
     "restart": RestartSettings,
     "logging": LoggingSettings,
@@ -337,6 +360,8 @@ class DaemonConfig:
     web: WebSettings = WebSettings()
     mqtt: MqttSettings = MqttSettings()
     opcua: OpcUaSettings = OpcUaSettings()
+    shadow: ShadowSettings = ShadowSettings()
+    control: ControlSettings = ControlSettings()
     shutdown: ShutdownSettings = ShutdownSettings()
     restart: RestartSettings = RestartSettings()
     logging: LoggingSettings = LoggingSettings()

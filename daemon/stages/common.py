@@ -25,6 +25,7 @@ import zmq
 
 from defectd.daemon.accounting import FrameEvent
 from defectd.daemon.config import DaemonConfig
+from defectd.daemon.control import Reconfigure, SwapOutcome
 from defectd.daemon.logs import configure_logging
 from defectd.daemon.slots import SlotPoolSpec
 from defectd.engines.engine import EngineInfo
@@ -80,6 +81,12 @@ class RunPaths:
         return f"ipc://{self.run_dir}/events"
 
     @property
+    def control(self) -> str:
+        """The supervisor PUBlishes `Reconfigure` on reload; receivers, inference and
+        post-processing SUB."""
+        return f"ipc://{self.run_dir}/control"
+
+    @property
     def store(self) -> str:
         """The publisher PUSHes what it published (``store.enabled``); the store stage binds."""
         return f"ipc://{self.run_dir}/store"
@@ -96,6 +103,8 @@ class StageSpec:
     paths: RunPaths
     log_level: str = "info"
     log_format: str = "text"
+    generation: int = 0  # of `config`: reloads since start
+    assignment: tuple[tuple[str, int], ...] = ()  # socket endpoint → receiver; () round-robin
 
     @property
     def name(self) -> str:
@@ -129,6 +138,8 @@ class Report:
     lost: int = 0  # frames missing in the cameras' sequence numbers
     engine: EngineInfo | None = None  # inference: the engine is open and warm
     final: bool = False  # the stage is exiting cleanly
+    generation: int = 0  # the config generation the stage runs
+    swap: SwapOutcome | None = None  # inference: how a model swap ended
 
 
 class Reporter:
@@ -145,7 +156,9 @@ class Reporter:
         self._rejected: Counter[tuple[str | None, str]] = Counter()
         self._lost = 0
         self._engine: EngineInfo | None = None
+        self._swap: SwapOutcome | None = None
         self._last = 0.0
+        self.generation = spec.generation  # set by the stage as it applies a `Reconfigure`
 
     def frame(self, event: FrameEvent) -> None:
         self._frames.append(event)
@@ -158,6 +171,17 @@ class Reporter:
 
     def ready(self, info: EngineInfo) -> None:
         self._engine = info
+        self.flush()
+
+    def swapped(self, outcome: SwapOutcome, info: EngineInfo | None) -> None:
+        """A model swap ended (`info`: the new engine, when it serves now)."""
+        self._swap = outcome
+        self._engine = info
+        self.flush()
+
+    def applied(self, generation: int) -> None:
+        """The stage runs config `generation` from now on; the supervisor hears at once."""
+        self.generation = generation
         self.flush()
 
     @property
@@ -193,8 +217,10 @@ class Reporter:
             lost=self._lost,
             engine=self._engine,
             final=final,
+            generation=self.generation,
+            swap=self._swap,
         )
-        self._frames, self._lost, self._engine = [], 0, None
+        self._frames, self._lost, self._engine, self._swap = [], 0, None, None
         self._rejected.clear()
         self._last = time.monotonic() if now is None else now
         self._socket.send_pyobj(report)
@@ -247,6 +273,38 @@ def serve(stop: StopFlag, reporter: Reporter, drain: Callable[[int], int], poll_
         reporter.maybe_flush()
     while drain(0):
         pass
+
+
+class ControlInbox:
+    """A stage's end of the supervisor's control PUB: the newest `Reconfigure` not yet seen.
+
+    The supervisor sends the newest again every few seconds, so a stage that (re)started
+    just as it was first sent still gets it; older and repeated generations are ignored.
+    """
+
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], spec: StageSpec) -> None:
+        self._socket = context.socket(zmq.SUB)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.SUBSCRIBE, b"")
+        self._socket.connect(spec.paths.control)
+        self.generation = spec.generation
+
+    def poll(self) -> Reconfigure | None:
+        """The newest `Reconfigure` of a later generation that arrived, else None."""
+        newest = None
+        while True:
+            try:
+                message = self._socket.recv_pyobj(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            if isinstance(message, Reconfigure) and message.generation > self.generation:
+                newest = message
+        if newest is not None:
+            self.generation = newest.generation
+        return newest
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
 
 
 def bind_ipc(socket: zmq.Socket[bytes], endpoint: str) -> None:

@@ -22,15 +22,22 @@ import numpy.typing as npt
 import zmq
 
 from defectd.daemon.accounting import FrameEvent
-from defectd.daemon.config import effective_thresholds
+from defectd.daemon.config import DaemonConfig
 from defectd.daemon.events import DefectEvent, FrameSummary, defect_events, frame_summary
 from defectd.daemon.geometry import StripGeometry
 from defectd.daemon.slots import SlotPool, SlotState
-from defectd.daemon.stages.common import Reporter, StageSpec, bind_ipc, serve, start_stage
+from defectd.daemon.stages.common import (
+    ControlInbox,
+    Reporter,
+    StageSpec,
+    bind_ipc,
+    serve,
+    start_stage,
+)
 from defectd.daemon.stages.inference import Inferred
 from defectd.daemon.stages.receiver import FrameNote
 from defectd.engines.model_card import read_card
-from defectd.engines.postprocess import FrameDefects, PostprocessConfig, postprocess
+from defectd.engines.postprocess import FrameDefects, postprocess
 
 log = logging.getLogger(__name__)
 
@@ -98,16 +105,18 @@ def cut_crops(
 
 
 class Worker:
-    """Turns one `Inferred` message into a `Published`, or None when its frame was reclaimed."""
+    """Turns one `Inferred` message into a `Published`, or None when its frame was reclaimed.
+
+    The thresholds and the model's name come with each message from the inference process:
+    a threshold reload or a model swap there applies from the next frame, and a frame is
+    always post-processed with the thresholds of the model that inferred it."""
 
     def __init__(
         self,
         pool: SlotPool,
-        thresholds: PostprocessConfig,
         classes: tuple[str, ...],
         *,
         line: str,
-        model: str,
         include_rle: bool,
         max_regions: int,
         geometry: Mapping[str, StripGeometry] | None = None,
@@ -115,13 +124,30 @@ class Worker:
     ) -> None:
         self._pool = pool
         self._crop_margin = crop_margin  # None: no crops (the store keeps none)
-        self._thresholds = thresholds
         self._classes = classes
         self._line = line
-        self._model = model
         self._include_rle = include_rle
         self._max_regions = max_regions
         self._geometry = dict(geometry or {})  # camera id → where its frame lies on the strip
+
+    @classmethod
+    def of(cls, pool: SlotPool, config: DaemonConfig, classes: tuple[str, ...]) -> Worker:
+        """A worker for `config` (at start, and again on each reload)."""
+        return cls(
+            pool,
+            classes,
+            line=config.line.name,
+            include_rle=config.postprocess.include_rle,
+            max_regions=config.postprocess.max_regions,
+            geometry={
+                camera.id: geometry
+                for camera in config.cameras
+                if (geometry := StripGeometry.of(camera)) is not None
+            },
+            crop_margin=(
+                config.store.crop_margin_px if config.store.enabled and config.store.crops else None
+            ),
+        )
 
     def handle(self, parts: list[zmq.Frame]) -> Published | None:
         item: Inferred = pickle.loads(parts[0].buffer)
@@ -134,7 +160,7 @@ class Worker:
             probs = np.zeros((len(item.presence), height, width), np.dtype(item.dtype))
             for index, part in zip(item.candidates, parts[1:], strict=True):
                 probs[index] = np.frombuffer(part.buffer, probs.dtype).reshape(height, width)
-            defects = postprocess(probs, item.presence, self._thresholds, item.peak)
+            defects = postprocess(probs, item.presence, item.thresholds, item.peak)
         else:
             defects = FrameDefects({}, (), item.presence, (height, width))
         note = FrameNote.decode(item.note)
@@ -147,7 +173,7 @@ class Worker:
             self._classes,
             self._include_rle,
             line=self._line,
-            model=self._model,
+            model=item.model,
             max_regions=self._max_regions,
             geometry=self._geometry.get(ref.meta.camera),
         )
@@ -184,25 +210,9 @@ def run_postprocess(spec: StageSpec) -> None:
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     reporter = Reporter(context, spec)
     pool = SlotPool.attach(spec.pool)
-    card = read_card(config.model.dir)
-    thresholds = effective_thresholds(card, config.model.thresholds, config.source)
-    worker = Worker(
-        pool,
-        thresholds,
-        tuple(card.classes),
-        line=config.line.name,
-        model=f"{card.name} {card.version}",
-        include_rle=config.postprocess.include_rle,
-        max_regions=config.postprocess.max_regions,
-        geometry={
-            camera.id: geometry
-            for camera in config.cameras
-            if (geometry := StripGeometry.of(camera)) is not None
-        },
-        crop_margin=(
-            config.store.crop_margin_px if config.store.enabled and config.store.crops else None
-        ),
-    )
+    classes = tuple(read_card(config.model.dir).classes)  # a swap keeps them (plan_reload)
+    worker = Worker.of(pool, config, classes)
+    control = ControlInbox(context, spec)
     inbox = context.socket(zmq.PULL)
     inbox.setsockopt(zmq.LINGER, 0)
     bind_ipc(inbox, spec.paths.worker(spec.index))
@@ -212,6 +222,11 @@ def run_postprocess(spec: StageSpec) -> None:
     outbox.connect(spec.paths.publisher)
 
     def drain(wait_ms: int) -> int:
+        nonlocal worker
+        update = control.poll()
+        if update is not None:
+            worker = Worker.of(pool, update.config, classes)
+            reporter.applied(update.generation)
         if not inbox.poll(wait_ms):
             return 0
         for count in range(_DRAIN):
@@ -237,6 +252,7 @@ def run_postprocess(spec: StageSpec) -> None:
         reporter.flush(final=True)
         reporter.close()
         inbox.close(linger=0)
+        control.close()
         outbox.close()
         pool.close()
         context.term()

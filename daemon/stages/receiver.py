@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ import zmq
 
 from defectd.daemon.accounting import FrameEvent
 from defectd.daemon.config import DaemonConfig, IngestSocket
+from defectd.daemon.config.changes import assign_sockets
 from defectd.daemon.curve import (
     KeyPair,
     RejectionWatch,
@@ -38,7 +39,14 @@ from defectd.daemon.protocol import FrameHeader, Rejected, read_message
 from defectd.daemon.ratelimit import RateLimitedLog
 from defectd.daemon.sequence import SequenceTracker
 from defectd.daemon.slots import FrameMeta, SlotPool, SlotRef
-from defectd.daemon.stages.common import Reporter, StageSpec, StopFlag, bind_ipc, start_stage
+from defectd.daemon.stages.common import (
+    ControlInbox,
+    Reporter,
+    StageSpec,
+    StopFlag,
+    bind_ipc,
+    start_stage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,16 +132,24 @@ class Receiver:
         doorbell: zmq.Socket[bytes] | None,
         stop: StopFlag,
     ) -> None:
-        self._config = config
         self._pool = pool
         self._reporter = reporter
         self._metrics = metrics
         self._doorbell = doorbell
         self._stop = stop
-        self._shapes = {camera.id: (camera.height, camera.width) for camera in config.cameras}
-        self._cameras = frozenset(camera.id for camera in config.cameras)
         self._tracker = SequenceTracker()
         self._warnings = RateLimitedLog(log, period_s=10.0)
+        self.configure(config)
+
+    def configure(self, config: DaemonConfig) -> None:
+        """Take `config`'s cameras from the next message on (a reload)."""
+        self._config = config
+        self._shapes = {camera.id: (camera.height, camera.width) for camera in config.cameras}
+        self._cameras = frozenset(camera.id for camera in config.cameras)
+        sizes = [(group.height, group.width) for group in self._pool.spec.groups]
+        # Each camera's slot group by its frame size (a camera added by a reload is in no
+        # group's camera list; `plan_reload` lets it in only where its size has a group).
+        self._groups = {cid: sizes.index(shape) for cid, shape in self._shapes.items()}
 
     def handle(self, parts: list[zmq.Frame], group: IngestSocket) -> None:
         """Check, decode and queue one received message; count it whatever happens."""
@@ -166,7 +182,8 @@ class Receiver:
     def _acquire(self, meta: FrameMeta) -> SlotRef | None:
         policy = self._pool.spec.policy
         while True:
-            acquired = self._pool.acquire(meta, block=True, timeout=SLOT_WAIT_S)
+            group = self._groups[meta.camera]
+            acquired = self._pool.acquire(meta, block=True, timeout=SLOT_WAIT_S, group=group)
             if acquired.dropped is not None:
                 self._drop(acquired.dropped, "queue_full")
             if acquired.ref is not None:
@@ -218,14 +235,90 @@ class Receiver:
             self._doorbell.send(b"", zmq.NOBLOCK)
 
 
+class IngestSockets:
+    """The sockets one receiver reads, kept in step with the config: on a reload, sockets of
+    cameras added open, those of cameras removed close, and a SUB socket whose camera list
+    changed only (un)subscribes; every other socket is left as it is."""
+
+    def __init__(
+        self,
+        context: zmq.Context[zmq.Socket[bytes]],
+        config: DaemonConfig,
+        keys: KeyPair | None,
+        watch: RejectionWatch | None,
+    ) -> None:
+        self._context = context
+        self._config = config
+        self._keys = keys
+        self._watch = watch
+        self._auth: object | None = None
+        self.poller = zmq.Poller()
+        self.open: dict[str, tuple[zmq.Socket[bytes], IngestSocket]] = {}
+
+    def update(self, config: DaemonConfig, groups: list[IngestSocket]) -> list[str]:
+        """Read `groups` from now on; what changed, one line each."""
+        self._config = config
+        changed = []
+        wanted = {group.endpoint: group for group in groups}
+        for endpoint, (sock, group) in list(self.open.items()):
+            new = wanted.get(endpoint)
+            if new is None or (new.mode, new.server_public_key) != (
+                group.mode,
+                group.server_public_key,
+            ):
+                self.poller.unregister(sock)
+                sock.close(linger=0)
+                del self.open[endpoint]
+                changed.append(f"closed {endpoint}")
+            elif new.cameras != group.cameras:
+                if new.mode == "connect":
+                    for camera in set(group.cameras) - set(new.cameras):
+                        sock.setsockopt(zmq.UNSUBSCRIBE, camera.encode())
+                    for camera in set(new.cameras) - set(group.cameras):
+                        sock.setsockopt(zmq.SUBSCRIBE, camera.encode())
+                self.open[endpoint] = (sock, new)
+                changed.append(f"{endpoint} now carries {', '.join(new.cameras)}")
+        for endpoint, group in wanted.items():
+            if endpoint in self.open:
+                continue
+            if group.mode == "bind" and self._keys is not None and self._auth is None:
+                security = config.security
+                assert security.ingest_clients_dir is not None  # parse_config requires it
+                # Before the first bind: without a ZAP handler every client would be let in.
+                self._auth = start_authenticator(self._context, Path(security.ingest_clients_dir))
+            sock = open_ingest_socket(self._context, group, config, self._keys, self._watch)
+            self.open[endpoint] = (sock, group)
+            self.poller.register(sock, zmq.POLLIN)
+            changed.append(f"opened {endpoint}")
+        return changed
+
+    def close(self) -> None:
+        for sock, _ in self.open.values():
+            sock.close(linger=0)
+        self.open.clear()
+        if self._auth is not None:
+            self._auth.stop()  # type: ignore[attr-defined]
+
+
+def receiver_groups(config: DaemonConfig, spec: StageSpec) -> list[IngestSocket]:
+    """The sockets receiver `spec.index` reads: by the supervisor's assignment, else (at
+    start) round-robin over the config's sockets."""
+    receivers = config.ingest.receivers
+    assignment = dict(spec.assignment) or assign_sockets(
+        tuple(group.endpoint for group in config.sockets), receivers
+    )
+    return [group for group in config.sockets if assignment.get(group.endpoint) == spec.index]
+
+
 def run_receiver(spec: StageSpec) -> None:
-    """Entry point of a receiver process: read sockets until SIGTERM."""
+    """Entry point of a receiver process: read sockets until SIGTERM; a `Reconfigure` opens
+    and closes sockets for cameras added and removed."""
     stop = start_stage(spec)
     config = spec.config
-    groups = config.sockets[spec.index :: config.ingest.receivers]
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     pool = SlotPool.attach(spec.pool)
     reporter = Reporter(context, spec)
+    control = ControlInbox(context, spec)
     doorbell = context.socket(zmq.PUSH)
     doorbell.setsockopt(zmq.SNDHWM, 4)
     doorbell.setsockopt(zmq.LINGER, 0)
@@ -233,29 +326,23 @@ def run_receiver(spec: StageSpec) -> None:
     metrics = create_metrics([camera.id for camera in config.cameras])
     receiver = Receiver(config, pool, reporter, metrics, doorbell, stop)
     security = config.security
-    keys = auth = watch = None
+    keys = watch = None
     if security.curve:
         assert security.server_secret_key is not None  # parse_config requires it
         keys = load_key_pair(Path(security.server_secret_key))
-        if any(group.mode == "bind" for group in groups):
-            assert security.ingest_clients_dir is not None
-            # Before the first bind: without a ZAP handler every client would be let in.
-            auth = start_authenticator(context, Path(security.ingest_clients_dir))
         watch = RejectionWatch(metrics.handshake_rejected)
-    sockets = [(open_ingest_socket(context, group, config, keys, watch), group) for group in groups]
+    sockets = IngestSockets(context, config, keys, watch)
+    sockets.update(config, receiver_groups(config, spec))
     if watch is not None:
         watch.start()
-    poller = zmq.Poller()
-    for sock, _ in sockets:
-        poller.register(sock, zmq.POLLIN)
     curve = " (CURVE)" if security.curve else ""
-    log.info("%s reading %s%s", spec.name, ", ".join(g.endpoint for g in groups), curve)
+    log.info("%s reading %s%s", spec.name, ", ".join(sockets.open) or "nothing", curve)
     try:
         while not stop.requested:
-            ready = dict(poller.poll(reporter.wait_ms(POLL_MS)))
+            ready = dict(sockets.poller.poll(reporter.wait_ms(POLL_MS)))
             if not ready:
                 reporter.flush_if_pending()
-            for sock, group in sockets:
+            for sock, group in list(sockets.open.values()):
                 if sock not in ready:
                     continue
                 for _ in range(_DRAIN):
@@ -266,14 +353,20 @@ def run_receiver(spec: StageSpec) -> None:
                     except zmq.Again:
                         break
                     receiver.handle(parts, group)
+            update = control.poll()
+            if update is not None:
+                spec = replace(spec, assignment=update.assignment)
+                metrics.set_cameras(camera.id for camera in update.config.cameras)
+                receiver.configure(update.config)
+                for line in sockets.update(update.config, receiver_groups(update.config, spec)):
+                    log.info("%s: %s (config generation %d)", spec.name, line, update.generation)
+                reporter.applied(update.generation)
             reporter.maybe_flush()
     finally:
         if watch is not None:
             watch.close()
-        for sock, _ in sockets:
-            sock.close(linger=0)
-        if auth is not None:
-            auth.stop()
+        sockets.close()
+        control.close()
         doorbell.close(linger=0)
         reporter.flush(final=True)
         reporter.close()

@@ -380,6 +380,76 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
             ),
         ),
     ),
+    (
+        "Live changes and shadow runs",
+        (
+            timeseries(
+                "Reloads and model swaps",
+                "Config reloads (defectd reload, SIGHUP) by outcome and model swaps by outcome "
+                "and reason, per 15 minutes. A refused reload keeps the running config "
+                "(DefectdReloadRefused); a failed swap keeps the old model serving "
+                "(DefectdModelSwapFailed).",
+                Query(
+                    f"sum by (outcome) (increase(defectd_reloads_total{{{LINE}}}[15m]))",
+                    "reload {{outcome}}",
+                ),
+                Query(
+                    "sum by (outcome, reason) (increase(defectd_model_swaps_total"
+                    f"{{{LINE}}}[15m]))",
+                    "swap {{outcome}} {{reason}}",
+                ),
+                unit="short",
+            ),
+            timeseries(
+                "Shadow model Dice against the live one",
+                "Pixel Dice of the shadow model's defects against the live model's, per class, "
+                "over 15 minutes (docs/shadow.md). 1: they mark the same pixels; a class "
+                "falling away means the candidate finds it differently. `defectd shadow "
+                "report` has the table and the pictures of the disagreements.",
+                Query(
+                    "2 * sum by (class_name) (increase(defectd_shadow_pixels_total"
+                    f'{{{LINE}, kind="both"}}[15m])) / sum by (class_name) '
+                    "(increase(defectd_shadow_pixels_total"
+                    f'{{{LINE}, kind=~"live|shadow"}}[15m]))',
+                    "{{class_name}}",
+                ),
+                unit="percentunit",
+            ),
+            timeseries(
+                "Shadow: found by one model only",
+                "Shadow-compared frames per 15 minutes where only the live or only the shadow "
+                "model found a class, and frames skipped because the shadow fell behind.",
+                Query(
+                    "sum by (class_name, outcome) (increase(defectd_shadow_found_total"
+                    f'{{{LINE}, outcome=~"live_only|shadow_only"}}[15m]))',
+                    "{{class_name}} {{outcome}}",
+                ),
+                Query(f"sum(increase(defectd_shadow_skipped_total{{{LINE}}}[15m]))", "skipped"),
+                unit="short",
+            ),
+            Panel(
+                "table",
+                "Shadow run",
+                "The shadow run in progress (`defectd_shadow_info`): the live and the shadow "
+                "model.",
+                (Query(f"defectd_shadow_info{{{LINE}}} == 1", instant=True),),
+                width=12,
+                height=5,
+                options={"showHeader": True, "cellHeight": "sm"},
+                transformations=[
+                    {"id": "labelsToFields", "options": {"mode": "columns"}},
+                    {
+                        "id": "organize",
+                        "options": {
+                            "excludeByName": {"Time": True, "Value": True, "__name__": True},
+                            "indexByName": {},
+                            "renameByName": {},
+                        },
+                    },
+                ],
+            ),
+        ),
+    ),
 )
 
 

@@ -54,6 +54,17 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def cuda_memory() -> tuple[int, int] | None:
+    """(bytes torch holds in this process, bytes free on the device), None without CUDA: what
+    a model swap checks before it opens a second engine (daemon/stages/model_swap.py)."""
+    if not cuda_available():
+        return None
+    import torch
+
+    free, _total = torch.cuda.mem_get_info()
+    return int(torch.cuda.memory_reserved()), int(free)
+
+
 @dataclass
 class _CapturedGraph:
     """A CUDA Graph for one batch size with its static input and outputs."""
