@@ -83,13 +83,20 @@ class ControlError(UserError):
 def control_endpoint(config: DaemonConfig, environ: Mapping[str, str] | None = None) -> str:
     """The control socket of the daemon running `config`: ``control.socket``, else
     ``$RUNTIME_DIRECTORY/control.sock`` (systemd), else ``<tmp>/defectd-<line>.control.sock``."""
-    if config.control.socket is not None:
-        return f"ipc://{config.control.socket}"
+    return control_endpoint_for(config.control.socket, config.line.name, environ)
+
+
+def control_endpoint_for(
+    socket: str | None, line: str, environ: Mapping[str, str] | None = None
+) -> str:
+    """`control_endpoint` from the two keys it depends on."""
+    if socket is not None:
+        return f"ipc://{socket}"
     env = os.environ if environ is None else environ
     runtime = env.get("RUNTIME_DIRECTORY", "").split(":")[0]
     if runtime:
         return f"ipc://{Path(runtime) / 'control.sock'}"
-    return f"ipc://{Path(tempfile.gettempdir()) / f'defectd-{config.line.name}.control.sock'}"
+    return f"ipc://{Path(tempfile.gettempdir()) / f'defectd-{line}.control.sock'}"
 
 
 def request_reload(endpoint: str, timeout_s: float = RELOAD_TIMEOUT_S) -> ReloadReply:

@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -57,6 +58,7 @@ class Reloader:
     metrics: Metrics
     publish: zmq.Socket[bytes]  # the run directory's control PUB
     router: zmq.Socket[bytes] | None = None  # the control socket (`defectd reload`)
+    environ: Mapping[str, str] | None = None  # as the config was first read with
     generation: int = 0
     assignment: dict[str, int] = field(default_factory=dict)
     model: str = ""  # "name version" serving now
@@ -83,7 +85,7 @@ class Reloader:
             self._answer(requester, False, ["the daemon was not started from a config file"])
             return
         try:
-            plan = self._plan(load_config(self.path))
+            plan = self._plan(load_config(self.path, self.environ))
         except ConfigError as exc:
             self.metrics.reloaded("refused", self.generation)
             log.error("reload refused, the running config is kept:")

@@ -261,6 +261,7 @@ class Supervisor:
             publish,
             router,
             model=f"{card.name} {card.version}",
+            environ=self._environ,
         )
 
     # -- children ------------------------------------------------------------------------
@@ -616,6 +617,7 @@ def run_daemon(
     log_level: str | None = None,
     log_format: str | None = None,
     config_path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> int:
     """Run the daemon in this process until stopped; the exit status.
 
@@ -629,5 +631,6 @@ def run_daemon(
         log_level=log_level,
         log_format=log_format,
         config_path=config_path,
+        environ=environ,
     )
     return supervisor.run()

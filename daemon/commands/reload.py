@@ -47,6 +47,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
+def endpoint_of_invalid(path: Path) -> str | None:
+    """The control socket named by a config file that does not pass its checks: from its raw
+    ``control.socket`` and ``line.name`` (None where even those cannot be read)."""
+    from defectd.daemon.config import read_yaml
+    from defectd.daemon.control import control_endpoint_for
+
+    try:
+        raw = read_yaml(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, ConfigError):
+        return None
+    if not isinstance(raw, dict):
+        return None
+    control, line = raw.get("control") or {}, raw.get("line") or {}
+    socket = control.get("socket") if isinstance(control, dict) else None
+    name = line.get("name") if isinstance(line, dict) else None
+    if socket is not None and not isinstance(socket, str):
+        return None
+    if socket is not None and not Path(socket).is_absolute():
+        socket = str(path.parent / socket)
+    if socket is None and not isinstance(name, str):
+        return None
+    return control_endpoint_for(socket, str(name))
+
+
 def run(args: argparse.Namespace) -> int:
     from defectd.daemon.control import (
         RELOAD_TIMEOUT_S,
@@ -56,18 +80,15 @@ def run(args: argparse.Namespace) -> int:
     )
 
     try:
-        # The control socket's path is in the file as the daemon read it at start; a file
-        # edited into an invalid one still names it, or the daemon's answer says what is wrong.
-        config = load_config(args.config)
-        endpoint = control_endpoint(config)
+        endpoint = control_endpoint(load_config(args.config))
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(
-            "the daemon keeps its running config; fix the file and run defectd reload again",
-            file=sys.stderr,
-        )
-        return 1
+        # Still ask the daemon: it refuses the file (counted and logged there) and says why.
+        endpoint = endpoint_of_invalid(args.config)
+        if endpoint is None:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            print("the daemon's control socket cannot be found in this file", file=sys.stderr)
+            return 1
     try:
         reply = request_reload(endpoint, args.timeout or RELOAD_TIMEOUT_S)
     except ControlError as exc:

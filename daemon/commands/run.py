@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -50,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
 
     # Under systemd the problems are errors in the journal too (`journalctl -p err`).
     prefix = "<3>" if stream_is_journal(sys.stderr) else ""
+    environ = dict(os.environ)  # as it was before `multiprocess_mode` exports its directory
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, environ)
     except ConfigError as exc:
         for problem in exc.problems:
             print(prefix + problem, file=sys.stderr)
@@ -73,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
                 log_level=level,
                 log_format=log_format,
                 config_path=Path(args.config),
+                environ=environ,
             )
     except ConfigError as exc:
         for problem in exc.problems:

@@ -170,6 +170,7 @@ class FrameSummary:
     batch_size: int  # frames in the engine batch this frame ran in
     coil_id: str | None = None
     position_m: float | None = None
+    model: str | None = None  # "name version" of the model that inferred it
 
     def __post_init__(self) -> None:
         _sanitise_fields(self, "line", "camera_id")
@@ -203,7 +204,7 @@ class FrameSummary:
             "defect_count": self.defect_count,
             "batch_size": self.batch_size,
         }
-        _put_optional(payload, coil_id=self.coil_id, position_m=self.position_m)
+        _put_optional(payload, model=self.model, coil_id=self.coil_id, position_m=self.position_m)
         return payload
 
 
@@ -400,6 +401,7 @@ def frame_summary(
     receive_ns: int,
     publish_ns: int,
     batch_size: int,
+    model: str | None = None,
 ) -> FrameSummary:
     """The `FrameSummary` of one processed frame: `receive_ns` is when the frame arrived and
     `publish_ns` now, both on the daemon's wall clock (`time.time_ns()`)."""
@@ -416,6 +418,7 @@ def frame_summary(
         batch_size=batch_size,
         coil_id=frame.coil_id,
         position_m=_finite_or_none(frame.position_m),
+        model=model,
     )
 
 

@@ -190,6 +190,7 @@ class Worker:
             receive_ns=note.receive_ns,
             publish_ns=0,
             batch_size=item.batch_size,
+            model=item.model,
         )
         return Published(tuple(events), summary, ref.meta.received, crops)
 
