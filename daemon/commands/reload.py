@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         request_reload,
     )
 
+    endpoint: str | None
     try:
         endpoint = control_endpoint(load_config(args.config))
     except ConfigError as exc:
