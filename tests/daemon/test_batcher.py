@@ -153,3 +153,27 @@ class ScriptedQueue:
             raise queue.Empty
         assert isinstance(step, str) or step is None
         return step
+
+
+def test_max_wait_changes_for_items_pending_too() -> None:
+    clock = FakeClock()
+    batcher: Batcher[int] = Batcher(4, 100.0, clock=clock)
+    batcher.add(1)
+    clock.now += 0.05
+    assert batcher.poll() is None
+    batcher.max_wait_ms = 20.0  # a reload
+    assert batcher.max_wait_ms == 20.0 and batcher.poll() == [1]
+    with pytest.raises(ValueError, match="0 or more"):
+        batcher.max_wait_ms = -1
+
+
+def test_hand_over_keeps_arrival_times_and_leaves_nothing() -> None:
+    clock = FakeClock()
+    batcher: Batcher[int] = Batcher(4, 100.0, clock=clock)
+    batcher.add(1)
+    clock.now += 0.01
+    batcher.add(2)
+    arrived = batcher.hand_over()
+    assert [item for _, item in arrived] == [1, 2]
+    assert arrived[1][0] - arrived[0][0] == pytest.approx(0.01)
+    assert len(batcher) == 0 and batcher.poll() is None
