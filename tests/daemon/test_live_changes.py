@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from defectd.daemon.tools.loopback import (
     DaemonProcess,
     Listener,
     LoopbackPorts,
+    PacedCamera,
     metric,
     write_config,
 )
@@ -133,42 +133,6 @@ def test_reload_adds_and_removes_cameras_and_refuses_a_bad_file(
     assert "stopped: received 18, processed 16, dropped {'unknown_camera': 2}" in log
 
 
-class Sender:
-    """One camera sending synthetic frames at `fps` until stopped; `sent` is the next seq."""
-
-    def __init__(self, endpoint: str, fps: float) -> None:
-        self._endpoint = endpoint
-        self._period = 1.0 / fps
-        self._line = SyntheticLine(11)
-        self._frames = [self._line.frame(index).image for index in range(16)]
-        self._stop = threading.Event()
-        self.sent = 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Sender:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        return self.sent
-
-    def _run(self) -> None:
-        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        camera = Camera(self._endpoint, context=context)
-        try:
-            while not self._stop.is_set():
-                camera.send("cam0", self.sent, self._frames[self.sent % len(self._frames)])
-                self.sent += 1
-                self._stop.wait(self._period)
-        finally:
-            context.destroy(linger=2000)
-
-
 def test_two_swaps_a_failed_one_and_a_threshold_reload_under_load(tmp_path: Path) -> None:
     live = default_model_dir()
     card = read_card(live)
@@ -182,7 +146,8 @@ def test_two_swaps_a_failed_one_and_a_threshold_reload_under_load(tmp_path: Path
     ):
         daemon.wait_ready(60)
         assert subscriber.wait_subscribed()
-        with Sender(ports.camera_endpoint, fps=3.0) as sender:
+        images = [SyntheticLine(11).frame(index).image for index in range(16)]
+        with PacedCamera(ports.camera_endpoint, "cam0", images, fps=3.0) as sender:
             time.sleep(2)
             steps = []
             for model_dir, thresholds in ((other, {}), (other, quiet), (live, {})):

@@ -16,6 +16,7 @@ from defectd.daemon.commands.bench import (
     pipeline,
     soak,
     store,
+    swap,
     tiling,
 )
 
@@ -27,6 +28,7 @@ SUITES: tuple[str, ...] = (
     "tiling",
     "store",
     "outputs",
+    "swap",
     "pipeline",
     "soak",
 )
@@ -46,5 +48,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tiling.register(suites)
     store.register(suites)
     outputs.register(suites)
+    swap.register(suites)
     pipeline.register(suites)
     soak.register(suites)

@@ -12,12 +12,13 @@ parts are its modules:
 - `process`: `DaemonProcess` (the daemon while it runs), `run_once` (to its end),
   `metric` (one value of a /metrics exposition);
 - `listener`: `Listener` (a SUB socket read by a thread), `settled`;
-- `camera`: `Camera` (a PUSH socket sending the frames it is given).
+- `camera`: `Camera` (a PUSH socket sending the frames it is given), `PacedCamera` (one
+  camera at a steady rate from a thread).
 """
 
 from __future__ import annotations
 
-from defectd.daemon.tools.loopback.camera import Camera
+from defectd.daemon.tools.loopback.camera import Camera, PacedCamera
 from defectd.daemon.tools.loopback.line import (
     FRAME_HEIGHT,
     FRAME_WIDTH,
@@ -39,6 +40,7 @@ __all__ = [
     "Listener",
     "LoopbackError",
     "LoopbackPorts",
+    "PacedCamera",
     "free_port",
     "line_config",
     "metric",

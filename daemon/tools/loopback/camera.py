@@ -6,6 +6,7 @@ simulator (`defectd.daemon.clients.simulator`) would send a line of its own.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -69,3 +70,41 @@ class Camera:
         self.socket.close()
         if self._own:
             self._context.term()
+
+
+class PacedCamera:
+    """One camera sending `images` in turn at `fps` from a thread, seq 0, 1, 2, ... until
+    `stop` (which returns how many it sent); `sent` is the next seq at any moment."""
+
+    def __init__(self, endpoint: str, camera: str, images: list[np.ndarray], fps: float) -> None:
+        self._endpoint = endpoint
+        self._camera = camera
+        self._images = images
+        self._period = 1.0 / fps
+        self._stop = threading.Event()
+        self.sent = 0
+        self._thread = threading.Thread(target=self._run, name=f"camera-{camera}", daemon=True)
+
+    def __enter__(self) -> PacedCamera:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> int:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        return self.sent
+
+    def _run(self) -> None:
+        height, width = self._images[0].shape
+        with Camera(self._endpoint, width=width, height=height) as camera:
+            next_at = time.monotonic()
+            while not self._stop.is_set():
+                image = self._images[self.sent % len(self._images)]
+                camera.send(self._camera, self.sent, image)
+                self.sent += 1
+                next_at += self._period
+                self._stop.wait(max(0.0, next_at - time.monotonic()))
