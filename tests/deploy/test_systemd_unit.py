@@ -97,6 +97,8 @@ def test_commands_use_the_installed_venv_and_config(
     assert one(unit, "Service", "ExecStart") == f"{BINARY} run --config {config}"
     # "-": a failure is left to the daemon, whose exit 2 (bad config) is not restarted.
     assert one(unit, "Service", "ExecStartPre") == f"-{BINARY} build-engine --config {config}"
+    # No "-": a refused reload or a failed swap fails `systemctl reload`, and says why.
+    assert one(unit, "Service", "ExecReload") == f"{BINARY} reload --config {config}"
     assert one(unit, "Service", "User") == "defectd"
 
 
