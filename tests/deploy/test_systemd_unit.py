@@ -182,8 +182,8 @@ def verify(path: Path) -> list[str]:
 @needs_analyze
 def test_systemd_analyze_verify_passes(tmp_path: Path) -> None:
     text = UNIT.read_text(encoding="utf-8")
-    assert text.count(BINARY) == 2  # ExecStartPre and ExecStart, both stubbed below
-    # verify skips the existence check for "-" commands; ExecStart alone has no prefix.
+    assert text.count(BINARY) == 3  # ExecStartPre, ExecStart and ExecReload, stubbed below
+    # verify skips the existence check for "-" commands; ExecStart and ExecReload have none.
     assert verify(stubbed(tmp_path, text)) == []
 
 
