@@ -532,7 +532,9 @@ class InferenceLoop:
 
     def _open_shadow(self, config: DaemonConfig) -> ServingModel:
         assert config.shadow.model_dir is not None
-        shadow = replace(config, model=replace(config.model, dir=Path(config.shadow.model_dir)))
+        # At the candidate's own card thresholds: those it would be deployed with.
+        model = replace(config.model, dir=Path(config.shadow.model_dir), thresholds=())
+        shadow = replace(config, model=model)
         classes = tuple(self.stage.model.card.classes)
         return open_model(shadow, classes=classes, golden=False)
 
