@@ -62,7 +62,8 @@ def _report(summary: ShadowSummary, args: argparse.Namespace) -> int:
     """Write the picture, then print the table (or JSON) and where the picture went."""
     import cv2
 
-    from defectd.daemon.shadow.report import format_table, report_picture, summary_json
+    from defectd.daemon.shadow.report import format_table, summary_json
+    from defectd.daemon.shadow.report_picture import report_picture
     from defectd.engines.files import atomic_write
 
     out: Path = args.out if args.out is not None else args.dir / "shadow-report.png"

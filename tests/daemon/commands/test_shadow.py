@@ -9,7 +9,7 @@ import cv2
 import pytest
 
 from defectd.daemon.cli import main
-from defectd.daemon.shadow.report import PICTURE_WIDTH
+from defectd.daemon.shadow.report_picture import PICTURE_WIDTH
 from tests.daemon.shadow.helpers import fill
 
 

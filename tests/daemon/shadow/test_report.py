@@ -12,18 +12,20 @@ import pytest
 
 from defectd.daemon.shadow.report import (
     LIVE_ONLY,
-    METRICS,
     OVERLAP,
-    PICTURE_WIDTH,
     SHADOW_ONLY,
     NoSuchRun,
     ShadowSummary,
-    bar_x,
     format_table,
-    montage_cells,
-    report_picture,
     summarise,
     summary_json,
+)
+from defectd.daemon.shadow.report_picture import (
+    METRICS,
+    PICTURE_WIDTH,
+    bar_x,
+    montage_cells,
+    report_picture,
 )
 from defectd.daemon.shadow.store import LIVE_COLOUR, SHADOW_COLOUR, ShadowStore
 from tests.daemon.shadow.helpers import CLASSES, fill
