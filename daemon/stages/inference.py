@@ -449,26 +449,48 @@ class InferenceLoop:
         if self._wanted is not None and not self._loader.busy:
             config, generation = self._wanted
             self._wanted = None
-            self._swap_started = time.monotonic()
             self._loader.start(config, generation)
 
     def check_loaders(self) -> None:
         """Take a candidate or a shadow model that finished loading (between batches)."""
         done = self._loader.poll()
         if done is not None:
-            if self._wanted is not None or not _same_target(done.config, self.config):
-                if done.model is not None:  # a newer reload asked for another model meanwhile
-                    done.model.engine.close()
-                log.info("model %s loaded but no longer wanted", done.config.model.dir)
-            elif done.model is not None:
-                self._switch(done.model, done.generation, done.seconds)
-            else:
-                assert done.error is not None
-                self._failed(done.error, done.generation, done.seconds)
+            self._loaded(done)
             self._start_swap()
         shadow = self._shadow_loader.poll()
         if shadow is not None:
             self._shadow_ready(shadow)
+
+    def _loaded(self, done: Loaded) -> None:
+        wanted = self._wanted
+        if wanted is not None and _same_target(wanted[0], done.config):
+            # The same model asked for again while it loaded: this load answers both.
+            self._wanted = None
+            self._outcome(done, done.generation)
+            self._outcome(done, wanted[1], repeat=True)
+        elif wanted is not None or not _same_target(done.config, self.config):
+            # A later reload asked for another model (or the serving one) meanwhile.
+            if done.model is not None:
+                done.model.engine.close()
+            serving = self.stage.model
+            detail = f"superseded by a later reload; {serving.label} serves"
+            log.info("model %s loaded but no longer wanted", done.config.model.dir)
+            outcome = SwapOutcome(done.generation, False, serving.label, detail, done.seconds)
+            self._reporter.swapped(outcome, None)
+        else:
+            self._outcome(done, done.generation)
+
+    def _outcome(self, done: Loaded, generation: int, repeat: bool = False) -> None:
+        if repeat:  # the answer for a second reload of the same model: already counted
+            serving, ok = self.stage.model, done.model is not None
+            detail = serving.golden if ok else str(done.error)
+            outcome = SwapOutcome(generation, ok, serving.label, detail, done.seconds)
+            self._reporter.swapped(outcome, serving.engine.info if ok else None)
+        elif done.model is not None:
+            self._switch(done.model, generation, done.seconds)
+        else:
+            assert done.error is not None
+            self._failed(done.error, generation, done.seconds)
 
     def _switch(self, model: ServingModel, generation: int, seconds: float) -> None:
         old = self.stage
@@ -502,6 +524,7 @@ class InferenceLoop:
         outcome = SwapOutcome(generation, True, model.label, model.golden, seconds)
         self._reporter.swapped(outcome, model.engine.info)
         if old.shadow is not None:  # compared with the old live model: a new run
+            self._metrics.shadow_running(old.model.label, old.shadow.model.label, False)
             old.shadow.close()
             self.start_shadow(self.config)
 

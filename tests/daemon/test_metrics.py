@@ -239,6 +239,7 @@ def _populated_registry() -> CollectorRegistry:
     )
     metrics.set_build_info("0.1.0", "3.11.7")
     metrics.batch_done(4, 0.01)
+    metrics.shadow_running("defectd-default 1.1.0", "defectd-default 1.2.0", True)
     return registry
 
 

@@ -23,6 +23,8 @@ ALERTS = {
     "DefectdLatencyOverBudget",
     "DefectdWorkerRestarted",
     "DefectdWorkerCrashLooping",
+    "DefectdModelSwapFailed",
+    "DefectdReloadRefused",
     "DefectdDefectRateSpike",
 }
 
