@@ -14,6 +14,14 @@ from dataclasses import dataclass
 
 BGR = tuple[int, int, int]
 
+# The paper and ink of every report picture (coil maps, confusion matrices, shadow reports),
+# so they read as one family.
+PAPER: BGR = (255, 255, 255)
+INK: BGR = (40, 40, 40)
+MUTED: BGR = (110, 110, 110)  # secondary text
+WARN: BGR = (20, 60, 190)  # what needs a look: dark red
+FRAME: BGR = (150, 150, 150)  # outlines of panels and pictures
+
 # The Severstal layout's classes 1..4.
 SEVERSTAL_NAMES: tuple[str, ...] = ("pits", "crazing", "scratches", "patches")
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from defectd.engines.classes import class_name
+from defectd.engines.classes import INK, MUTED, PAPER, class_name
 from defectd.engines.errors import InvalidInput
 
 BGRImage = npt.NDArray[np.uint8]
@@ -26,9 +26,6 @@ BGR = tuple[int, int, int]
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _CELL = 92
 _MARGIN = 18
-_PAPER: BGR = (255, 255, 255)
-_INK: BGR = (40, 40, 40)
-_MUTED: BGR = (110, 110, 110)
 _GRID: BGR = (190, 190, 190)
 _EMPTY_ROW: BGR = (228, 228, 228)
 # White to deep blue (BGR); every step darker and more saturated than the one before.
@@ -90,7 +87,7 @@ def _put(
 def _vertical(text: str, scale: float, colour: BGR, thickness: int = 1) -> BGRImage:
     """`text` on paper, turned to read bottom to top."""
     width, height = _text_size(text, scale, thickness)
-    strip = np.full((height + 10, width + 6, 3), _PAPER, np.uint8)
+    strip = np.full((height + 10, width + 6, 3), PAPER, np.uint8)
     cv2.putText(strip, text, (3, height + 4), _FONT, scale, colour, thickness, cv2.LINE_AA)
     return np.asarray(cv2.rotate(strip, cv2.ROTATE_90_COUNTERCLOCKWISE), np.uint8)
 
@@ -165,23 +162,23 @@ def draw_confusion(
         _MARGIN * 2 + _text_size(subtitle, 0.45)[0],
     )
     height = top + grid + bar_band + _MARGIN
-    canvas = np.full((height, width, 3), _PAPER, np.uint8)
+    canvas = np.full((height, width, 3), PAPER, np.uint8)
 
-    cv2.putText(canvas, _ascii(title), (_MARGIN, _MARGIN + 20), _FONT, 0.65, _INK, 2, cv2.LINE_AA)
-    cv2.putText(canvas, subtitle, (_MARGIN, _MARGIN + 38), _FONT, 0.45, _MUTED, 1, cv2.LINE_AA)
-    _put(canvas, "prediction", (left + grid // 2, _MARGIN + title_band + 12), axis_scale, _INK, 2)
-    truth = _vertical("truth", axis_scale, _INK, 2)
+    cv2.putText(canvas, _ascii(title), (_MARGIN, _MARGIN + 20), _FONT, 0.65, INK, 2, cv2.LINE_AA)
+    cv2.putText(canvas, subtitle, (_MARGIN, _MARGIN + 38), _FONT, 0.45, MUTED, 1, cv2.LINE_AA)
+    _put(canvas, "prediction", (left + grid // 2, _MARGIN + title_band + 12), axis_scale, INK, 2)
+    truth = _vertical("truth", axis_scale, INK, 2)
     _paste(canvas, truth, _MARGIN, top + grid // 2 - truth.shape[0] // 2)
 
     for i, text in enumerate(labels):
         middle = left + i * _CELL + _CELL // 2
         if flat:
-            _put(canvas, text, (middle, top - 12), label_scale, _INK)
+            _put(canvas, text, (middle, top - 12), label_scale, INK)
         else:
-            part = _vertical(text, label_scale, _INK)
+            part = _vertical(text, label_scale, INK)
             _paste(canvas, part, middle - part.shape[1] // 2, top - 6 - part.shape[0])
-        _put(canvas, text, (left - 8, top + i * _CELL + _CELL // 2), label_scale, _INK, 1, "right")
-    _put(canvas, "truth total", (left + grid + totals_width // 2, top - 12), 0.45, _MUTED)
+        _put(canvas, text, (left - 8, top + i * _CELL + _CELL // 2), label_scale, INK, 1, "right")
+    _put(canvas, "truth total", (left + grid + totals_width // 2, top - 12), 0.45, MUTED)
 
     for row in range(size):
         y = top + row * _CELL
@@ -193,14 +190,14 @@ def draw_confusion(
             fill = share_colour(share) if total else _EMPTY_ROW
             cv2.rectangle(canvas, (x, y), (x + _CELL - 1, y + _CELL - 1), fill, -1)
             # Light text on dark cells, dark text on light ones.
-            ink: BGR = (255, 255, 255) if sum(fill) < 3 * 150 else _INK
+            ink: BGR = (255, 255, 255) if sum(fill) < 3 * 150 else INK
             if value == 0:
-                ink = _MUTED  # quiet zeros let the real confusions stand out
+                ink = MUTED  # quiet zeros let the real confusions stand out
             centre_x = x + _CELL // 2
             main = _share(share) if total else "no truth"
             _put(canvas, main, (centre_x, y + _CELL // 2 - 9), 0.6 if total else 0.45, ink, 2)
             _put(canvas, _count(value), (centre_x, y + _CELL // 2 + 16), 0.45, ink)
-        _put(canvas, _count(total), (left + grid + totals_width // 2, y + _CELL // 2), 0.5, _INK)
+        _put(canvas, _count(total), (left + grid + totals_width // 2, y + _CELL // 2), 0.5, INK)
     for k in range(size + 1):
         cv2.line(canvas, (left, top + k * _CELL), (left + grid, top + k * _CELL), _GRID, 1)
         cv2.line(canvas, (left + k * _CELL, top), (left + k * _CELL, top + grid), _GRID, 1)
@@ -211,7 +208,7 @@ def draw_confusion(
     canvas[bar_top : bar_top + 12, left : left + bar_width] = ramp[None, :, :]
     cv2.rectangle(canvas, (left, bar_top), (left + bar_width - 1, bar_top + 11), _GRID, 1)
     for share, text in ((0.0, "0%"), (0.5, "50%"), (1.0, "100%")):
-        _put(canvas, text, (left + round(share * (bar_width - 1)), bar_top + 26), 0.42, _MUTED)
+        _put(canvas, text, (left + round(share * (bar_width - 1)), bar_top + 26), 0.42, MUTED)
     return ConfusionPicture(canvas, (left, top), _CELL, size)
 
 

@@ -1,14 +1,24 @@
-"""Shared fixtures: paths to the real Severstal slice beside the checkout."""
+"""Shared fixtures: a ZeroMQ context; paths to the real Severstal slice beside the checkout."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import zmq
 
 REPO = Path(__file__).resolve().parents[1]
 SEVERSTAL = Path(os.environ.get("DEFECTD_SEVERSTAL", REPO.parent / "shared" / "severstal"))
+
+
+@pytest.fixture
+def context() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
+    """A ZeroMQ context for the test's own sockets, destroyed (linger 0) after it."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    yield ctx
+    ctx.destroy(linger=0)
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from defectd.daemon.coils.model import RECORD_SCHEMA, CoilRecord, CoverageGap, StripDefect
-from defectd.engines.classes import class_colour, class_name
+from defectd.engines.classes import FRAME, INK, MUTED, PAPER, WARN, class_colour, class_name
 from defectd.engines.files import atomic_write
 
 BGRImage = npt.NDArray[np.uint8]
@@ -61,11 +61,6 @@ _MIN_SIDE = 5  # px: the thinnest a defect drawn at its real extent gets
 _PX_LIMIT = 1 << 15  # far outside any picture, inside what OpenCV takes
 _HATCH_EVERY = 9  # px between hatch lines
 
-_PAPER: BGR = (255, 255, 255)
-_INK: BGR = (40, 40, 40)
-_MUTED: BGR = (110, 110, 110)
-_WARN: BGR = (20, 60, 190)
-_FRAME: BGR = (150, 150, 150)
 _STRIP: BGR = (224, 224, 224)
 _GRID: BGR = (204, 204, 204)
 _GAP_FILL: BGR = (200, 232, 252)
@@ -234,7 +229,7 @@ class _Mark:
 class _LegendItem:
     kind: str  # "class" | "gap" | "size" | "text"
     text: str
-    colour: BGR = _INK
+    colour: BGR = INK
     radius: int = MIN_RADIUS
     x: int = 0  # left edge, px
     row: int = 0
@@ -430,8 +425,7 @@ def _legend_items(
     items.append(_LegendItem("gap", f"not inspected  {gap_m:.1f} m ({len(gaps)} gaps)"))
     items.append(_LegendItem("text", "marker area grows with defect area:"))
     items.extend(
-        _LegendItem("size", f"{area:,.0f} mm2", _MUTED, marker_radius(area))
-        for area in SIZE_KEY_MM2
+        _LegendItem("size", f"{area:,.0f} mm2", MUTED, marker_radius(area)) for area in SIZE_KEY_MM2
     )
     items.append(_LegendItem("text", "larger than a marker: drawn to size"))
     placed: list[_LegendItem] = []
@@ -455,7 +449,7 @@ def _legend_width(item: _LegendItem) -> int:
 
 def _draw(plan: _Plan) -> BGRImage:
     layout = plan.layout
-    canvas = np.full((layout.height, layout.width, 3), _PAPER, np.uint8)
+    canvas = np.full((layout.height, layout.width, 3), PAPER, np.uint8)
     _draw_titles(canvas, plan)
     _draw_strip(canvas, plan)
     _draw_gaps(canvas, plan)
@@ -470,8 +464,8 @@ def _draw_titles(canvas: BGRImage, plan: _Plan) -> None:
     while scale > 0.45 and _text_size(plan.title, scale, 2)[0] > MAP_WIDTH - 2 * _MARGIN:
         scale -= 0.05
     baseline = _MARGIN + 22
-    cv2.putText(canvas, plan.title, (_MARGIN, baseline), _FONT, scale, _INK, 2, cv2.LINE_AA)
-    cv2.putText(canvas, plan.subtitle, (_MARGIN, baseline + 26), _FONT, 0.5, _MUTED, 1, cv2.LINE_AA)
+    cv2.putText(canvas, plan.title, (_MARGIN, baseline), _FONT, scale, INK, 2, cv2.LINE_AA)
+    cv2.putText(canvas, plan.subtitle, (_MARGIN, baseline + 26), _FONT, 0.5, MUTED, 1, cv2.LINE_AA)
 
 
 def _draw_strip(canvas: BGRImage, plan: _Plan) -> None:
@@ -487,7 +481,7 @@ def _draw_strip(canvas: BGRImage, plan: _Plan) -> None:
     for value, _ in plan.y_ticks:
         ty = layout.px(0.0, value)[1]
         cv2.line(canvas, (frame[0][0] + 1, ty), (frame[1][0] - 1, ty), _GRID, 1)
-    cv2.rectangle(canvas, *frame, _FRAME, 1)
+    cv2.rectangle(canvas, *frame, FRAME, 1)
 
 
 def _draw_gaps(canvas: BGRImage, plan: _Plan) -> None:
@@ -504,7 +498,7 @@ def _draw_gaps(canvas: BGRImage, plan: _Plan) -> None:
         width, _ = _text_size(text, 0.45)
         start = max(_MARGIN, min((x0 + x1) // 2 - width // 2, MAP_WIDTH - _MARGIN - width))
         if start > label_right + 8:  # labels that would overlap are left to the legend
-            cv2.putText(canvas, text, (start, _TOP - 10), _FONT, 0.45, _WARN, 1, cv2.LINE_AA)
+            cv2.putText(canvas, text, (start, _TOP - 10), _FONT, 0.45, WARN, 1, cv2.LINE_AA)
             label_right = start + width
 
 
@@ -550,20 +544,20 @@ def _draw_axes(canvas: BGRImage, plan: _Plan) -> None:
     bottom, left = y + h + _PAD, x - _PAD
     for value, text in plan.x_ticks:
         tx = layout.px(value, 0.0)[0]
-        cv2.line(canvas, (tx, bottom), (tx, bottom + 6), _INK, 1)
+        cv2.line(canvas, (tx, bottom), (tx, bottom + 6), INK, 1)
         width, height = _text_size(text, 0.5)
         origin = (tx - width // 2, bottom + 12 + height)
-        cv2.putText(canvas, text, origin, _FONT, 0.5, _INK, 1, cv2.LINE_AA)
+        cv2.putText(canvas, text, origin, _FONT, 0.5, INK, 1, cv2.LINE_AA)
     for value, text in plan.y_ticks:
         ty = layout.px(0.0, value)[1]
-        cv2.line(canvas, (left - 6, ty), (left, ty), _INK, 1)
+        cv2.line(canvas, (left - 6, ty), (left, ty), INK, 1)
         width, height = _text_size(text, 0.45)
         origin = (left - 10 - width, ty + height // 2)
-        cv2.putText(canvas, text, origin, _FONT, 0.45, _INK, 1, cv2.LINE_AA)
+        cv2.putText(canvas, text, origin, _FONT, 0.45, INK, 1, cv2.LINE_AA)
     title = "along (m from the coil head)"
     width, _ = _text_size(title, 0.55)
     origin = (x + w // 2 - width // 2, bottom + 48)
-    cv2.putText(canvas, title, origin, _FONT, 0.55, _INK, 1, cv2.LINE_AA)
+    cv2.putText(canvas, title, origin, _FONT, 0.55, INK, 1, cv2.LINE_AA)
     vertical = _vertical("across (mm)", 0.5)
     top = y + h // 2 - vertical.shape[0] // 2
     canvas[top : top + vertical.shape[0], _MARGIN : _MARGIN + vertical.shape[1]] = vertical
@@ -583,25 +577,25 @@ def _draw_legend(canvas: BGRImage, plan: _Plan) -> None:
         elif item.kind == "size":
             centre = (x + item.radius, middle)
             cv2.circle(canvas, centre, item.radius, _STRIP, -1, cv2.LINE_AA)
-            cv2.circle(canvas, centre, item.radius, _MUTED, 1, cv2.LINE_AA)
+            cv2.circle(canvas, centre, item.radius, MUTED, 1, cv2.LINE_AA)
             x += 2 * item.radius + 8
         _, height = _text_size(item.text, 0.5)
-        colour = _MUTED if item.kind in ("size", "text") else _INK
+        colour = MUTED if item.kind in ("size", "text") else INK
         origin = (x, middle + height // 2)
         cv2.putText(canvas, item.text, origin, _FONT, 0.5, colour, 1, cv2.LINE_AA)
     rows = 1 + max((item.row for item in plan.legend), default=0)
     baseline = plan.legend_top + rows * _ROW + 14
     for note in plan.notes:
         left = plan.layout.plot[0] - _PAD
-        cv2.putText(canvas, _ascii(note), (left, baseline), _FONT, 0.5, _WARN, 1, cv2.LINE_AA)
+        cv2.putText(canvas, _ascii(note), (left, baseline), _FONT, 0.5, WARN, 1, cv2.LINE_AA)
         baseline += _NOTE_ROW
 
 
 def _vertical(text: str, scale: float) -> BGRImage:
     """`text` on paper, turned to read bottom to top."""
     width, height = _text_size(text, scale)
-    strip = np.full((height + 10, width + 6, 3), _PAPER, np.uint8)
-    cv2.putText(strip, text, (3, height + 4), _FONT, scale, _INK, 1, cv2.LINE_AA)
+    strip = np.full((height + 10, width + 6, 3), PAPER, np.uint8)
+    cv2.putText(strip, text, (3, height + 4), _FONT, scale, INK, 1, cv2.LINE_AA)
     return np.asarray(cv2.rotate(strip, cv2.ROTATE_90_COUNTERCLOCKWISE), np.uint8)
 
 

@@ -25,7 +25,7 @@ from defectd.daemon.shadow.report import (
     problems,
     value_text,
 )
-from defectd.engines.classes import class_colour
+from defectd.engines.classes import FRAME, INK, MUTED, PAPER, WARN, class_colour
 
 BGRImage = npt.NDArray[np.uint8]
 BGR = tuple[int, int, int]
@@ -45,14 +45,9 @@ _CELL_MAX_HEIGHT = 330  # a montage picture is scaled down to at most this
 _CAPTION = 42  # px under a montage picture: two lines
 _WARNING_ROW = 24  # px for the title's warning line
 
-_PAPER: BGR = (255, 255, 255)
-_INK: BGR = (40, 40, 40)
-_MUTED: BGR = (110, 110, 110)
-_WARN: BGR = (20, 60, 190)
 _GOOD: BGR = (40, 130, 40)
 _GRID: BGR = (215, 215, 215)
 _STRIPE: BGR = (246, 246, 246)
-_FRAME: BGR = (150, 150, 150)
 # One colour per metric, apart from the class palette's pure hues.
 METRICS: tuple[tuple[str, str, BGR], ...] = (  # key and name; what it says; colour
     ("dice", "Dice: pixel overlap, 2 x both / (live + shadow)", (140, 70, 30)),
@@ -65,7 +60,7 @@ def report_picture(summary: ShadowSummary, store_dir: Path) -> BGRImage:
     """The summary as one BGR uint8 picture (module docstring); the disagreements' pictures
     are read from `store_dir` (a missing one shows as a grey box that says so)."""
     parts = [_titles(summary), _chart(summary), _montage(summary, store_dir)]
-    canvas = np.vstack([*parts, np.full((_MARGIN, PICTURE_WIDTH, 3), _PAPER, np.uint8)])
+    canvas = np.vstack([*parts, np.full((_MARGIN, PICTURE_WIDTH, 3), PAPER, np.uint8)])
     return np.asarray(canvas, np.uint8)
 
 
@@ -79,7 +74,7 @@ def _titles(summary: ShadowSummary) -> BGRImage:
     while scale > 0.45 and _text_size(title, scale, 2)[0] > PICTURE_WIDTH - 2 * _MARGIN:
         scale -= 0.05
     title = _fitted(title, scale, PICTURE_WIDTH - 2 * _MARGIN, thickness=2)
-    cv2.putText(band, title, (_MARGIN, 42), _FONT, scale, _INK, 2, cv2.LINE_AA)
+    cv2.putText(band, title, (_MARGIN, 42), _FONT, scale, INK, 2, cv2.LINE_AA)
     subtitle = _fitted(
         f"Line {summary.line}, {summary.share} of frames: {summary.frames} frames compared, "
         f"{summary.disagreements} disagreements ({summary.with_pictures} with a picture). "
@@ -87,14 +82,14 @@ def _titles(summary: ShadowSummary) -> BGRImage:
         0.5,
         PICTURE_WIDTH - 2 * _MARGIN,
     )
-    cv2.putText(band, subtitle, (_MARGIN, 70), _FONT, 0.5, _MUTED, 1, cv2.LINE_AA)
+    cv2.putText(band, subtitle, (_MARGIN, 70), _FONT, 0.5, MUTED, 1, cv2.LINE_AA)
     if warning:
         text = "These runs compare different models: report on one with --run ID."
-        cv2.putText(band, text, (_MARGIN, 70 + warning), _FONT, 0.5, _WARN, 1, cv2.LINE_AA)
+        cv2.putText(band, text, (_MARGIN, 70 + warning), _FONT, 0.5, WARN, 1, cv2.LINE_AA)
     x, y = _MARGIN, 88 + warning
     for _, label, colour in METRICS:
         cv2.rectangle(band, (x, y), (x + 22, y + _BAR_HEIGHT), colour, -1)
-        cv2.putText(band, label, (x + 30, y + 12), _FONT, 0.5, _INK, 1, cv2.LINE_AA)
+        cv2.putText(band, label, (x + 30, y + 12), _FONT, 0.5, INK, 1, cv2.LINE_AA)
         x += 30 + _text_size(label, 0.5)[0] + 28
     return band
 
@@ -120,17 +115,17 @@ def _chart(summary: ShadowSummary) -> BGRImage:
     for tick in range(11):
         x = bar_x(tick / 10)
         cv2.line(band, (x, top), (x, bottom), _GRID, 1)
-    _dashed(band, bar_x(DICE_AGREES), top, bottom, _WARN)
+    _dashed(band, bar_x(DICE_AGREES), top, bottom, WARN)
     for index, (class_id, tally) in enumerate(classes):
         _class_group(band, summary, class_id, tally, top + index * group)
     if not classes:
         text = "no classes recorded"
-        cv2.putText(band, text, (_BARS[0], top + group // 2), _FONT, 0.55, _MUTED, 1, cv2.LINE_AA)
-    cv2.line(band, (_BARS[0], bottom), (_BARS[1], bottom), _INK, 1)
-    cv2.line(band, (_BARS[0], top), (_BARS[0], bottom), _INK, 1)
+        cv2.putText(band, text, (_BARS[0], top + group // 2), _FONT, 0.55, MUTED, 1, cv2.LINE_AA)
+    cv2.line(band, (_BARS[0], bottom), (_BARS[1], bottom), INK, 1)
+    cv2.line(band, (_BARS[0], top), (_BARS[0], bottom), INK, 1)
     for tick in range(0, 11, 2):
         x, text = bar_x(tick / 10), f"{tick / 10:.1f}"
-        cv2.line(band, (x, bottom), (x, bottom + 6), _INK, 1)
+        cv2.line(band, (x, bottom), (x, bottom + 6), INK, 1)
         width, text_height = _text_size(text, 0.45)
         cv2.putText(
             band,
@@ -138,7 +133,7 @@ def _chart(summary: ShadowSummary) -> BGRImage:
             (x - width // 2, bottom + 12 + text_height),
             _FONT,
             0.45,
-            _INK,
+            INK,
             1,
             cv2.LINE_AA,
         )
@@ -150,7 +145,7 @@ def _chart(summary: ShadowSummary) -> BGRImage:
         (bar_x(DICE_AGREES) - width // 2, bottom + 12 + text_height),
         _FONT,
         0.45,
-        _WARN,
+        WARN,
         1,
         cv2.LINE_AA,
     )
@@ -161,7 +156,7 @@ def _chart(summary: ShadowSummary) -> BGRImage:
         (_BARS[1] + 24, bottom + 12 + text_height),
         _FONT,
         0.45,
-        _MUTED,
+        MUTED,
         1,
         cv2.LINE_AA,
     )
@@ -182,7 +177,7 @@ def _class_group(
     label = _fitted(label, scale, _LABEL_RIGHT - _MARGIN - 34)
     cv2.circle(band, (_MARGIN + 14, middle), 8, colour, -1, cv2.LINE_AA)
     cv2.circle(band, (_MARGIN + 14, middle), 8, _darker(colour), 1, cv2.LINE_AA)
-    cv2.putText(band, label, (_MARGIN + 30, middle + 7), _FONT, scale, _INK, 1, cv2.LINE_AA)
+    cv2.putText(band, label, (_MARGIN + 30, middle + 7), _FONT, scale, INK, 1, cv2.LINE_AA)
     values = {"dice": tally.dice, "recall": tally.recall, "precision": tally.precision}
     for index, (key, legend, metric_colour) in enumerate(METRICS):
         y = bars_top + index * (_BAR_HEIGHT + _BAR_GAP)
@@ -190,16 +185,16 @@ def _class_group(
         width = _text_size(short, 0.42)[0]
         baseline = y + _BAR_HEIGHT - 3
         cv2.putText(
-            band, short, (_METRIC_RIGHT - width, baseline), _FONT, 0.42, _MUTED, 1, cv2.LINE_AA
+            band, short, (_METRIC_RIGHT - width, baseline), _FONT, 0.42, MUTED, 1, cv2.LINE_AA
         )
         value = values[key]
         if value is None:
-            text, x_text, ink = "-  (no pixels)", _BARS[0] + 6, _MUTED
+            text, x_text, ink = "-  (no pixels)", _BARS[0] + 6, MUTED
         else:
             if bar_x(value) > _BARS[0]:  # 0: no bar, only its value
                 corner, opposite = (_BARS[0] + 1, y), (bar_x(value), y + _BAR_HEIGHT - 1)
                 cv2.rectangle(band, corner, opposite, metric_colour, -1)
-            text, x_text, ink = f"{value:.2f}", bar_x(value) + 6, _INK
+            text, x_text, ink = f"{value:.2f}", bar_x(value) + 6, INK
         cv2.putText(band, text, (x_text, y + _BAR_HEIGHT - 2), _FONT, 0.45, ink, 1, cv2.LINE_AA)
     _status(band, tally, bars_top)
 
@@ -208,13 +203,13 @@ def _status(band: BGRImage, tally: Tally, top: int) -> None:
     """The verdict column of one class: agrees / disagrees and why, the frame counts."""
     reasons = problems(tally)
     if not compared(tally):
-        headline, ink = "not compared: neither model found it", _MUTED
+        headline, ink = "not compared: neither model found it", MUTED
     elif reasons:
-        headline, ink = "DISAGREES: " + ", ".join(r.split(" < ")[0] for r in reasons), _WARN
+        headline, ink = "DISAGREES: " + ", ".join(r.split(" < ")[0] for r in reasons), WARN
     else:
         headline, ink = "agrees", _GOOD
     cv2.putText(
-        band, headline, (_STATUS_LEFT, top + 12), _FONT, 0.5, ink, 1 + (ink == _WARN), cv2.LINE_AA
+        band, headline, (_STATUS_LEFT, top + 12), _FONT, 0.5, ink, 1 + (ink == WARN), cv2.LINE_AA
     )
     either = tally.found_both + tally.live_only + tally.shadow_only
     if either:
@@ -228,7 +223,7 @@ def _status(band: BGRImage, tally: Tally, top: int) -> None:
         lines = [f"on none of {tally.frames} frames"]
     for index, text in enumerate(lines):
         cv2.putText(
-            band, text, (_STATUS_LEFT, top + 32 + 17 * index), _FONT, 0.45, _MUTED, 1, cv2.LINE_AA
+            band, text, (_STATUS_LEFT, top + 32 + 17 * index), _FONT, 0.45, MUTED, 1, cv2.LINE_AA
         )
 
 
@@ -281,7 +276,7 @@ def _montage(summary: ShadowSummary, store_dir: Path) -> BGRImage:
         )
     else:
         title = "No disagreement pictures: the models agreed, or none were saved (shadow.max_saved)"
-    cv2.putText(head, _ascii(title), (_MARGIN, 42), _FONT, 0.6, _INK, 1, cv2.LINE_AA)
+    cv2.putText(head, _ascii(title), (_MARGIN, 42), _FONT, 0.6, INK, 1, cv2.LINE_AA)
     if not cells:
         return head
     columns = min(3, len(cells))
@@ -296,7 +291,7 @@ def _montage(summary: ShadowSummary, store_dir: Path) -> BGRImage:
             x0 = _MARGIN + index * (cell_width + _CELL_GAP)
             height, width = picture.shape[:2]
             band[:height, x0 : x0 + width] = picture
-            cv2.rectangle(band, (x0 - 1, 0), (x0 + width, height), _FRAME, 1)
+            cv2.rectangle(band, (x0 - 1, 0), (x0 + width, height), FRAME, 1)
             _caption(band, cell, x0, height + 18, cell_width)
         bands.append(band)
     return np.vstack(bands)
@@ -304,9 +299,9 @@ def _montage(summary: ShadowSummary, store_dir: Path) -> BGRImage:
 
 def _caption(band: BGRImage, cell: MontageCell, x: int, baseline: int, width: int) -> None:
     first = _fitted(f"{cell.camera}  seq {cell.seq}  (run {cell.run_id})", 0.5, width)
-    cv2.putText(band, first, (x, baseline), _FONT, 0.5, _INK, 1, cv2.LINE_AA)
+    cv2.putText(band, first, (x, baseline), _FONT, 0.5, INK, 1, cv2.LINE_AA)
     second = _fitted("; ".join(d.describe() for d in cell.rows), 0.45, width)
-    ink = _WARN if cell.rows[0].outcome != OVERLAP else _MUTED
+    ink = WARN if cell.rows[0].outcome != OVERLAP else MUTED
     cv2.putText(band, second, (x, baseline + 19), _FONT, 0.45, ink, 1, cv2.LINE_AA)
 
 
@@ -319,8 +314,8 @@ def _read(store_dir: Path, picture: str) -> BGRImage:
     if image is not None:
         return np.asarray(image, np.uint8)
     box = np.full((120, 360, 3), 200, np.uint8)
-    cv2.putText(box, "picture missing:", (10, 50), _FONT, 0.5, _INK, 1, cv2.LINE_AA)
-    cv2.putText(box, _fitted(picture, 0.45, 340), (10, 76), _FONT, 0.45, _INK, 1, cv2.LINE_AA)
+    cv2.putText(box, "picture missing:", (10, 50), _FONT, 0.5, INK, 1, cv2.LINE_AA)
+    cv2.putText(box, _fitted(picture, 0.45, 340), (10, 76), _FONT, 0.45, INK, 1, cv2.LINE_AA)
     return box
 
 
@@ -340,7 +335,7 @@ def _fit(image: BGRImage, width: int) -> BGRImage:
 
 
 def _paper(height: int) -> BGRImage:
-    return np.full((height, PICTURE_WIDTH, 3), _PAPER, np.uint8)
+    return np.full((height, PICTURE_WIDTH, 3), PAPER, np.uint8)
 
 
 def _dashed(band: BGRImage, x: int, y0: int, y1: int, colour: BGR) -> None:

@@ -122,6 +122,30 @@ def quantile(q: float, metric: str, by: str = "") -> str:
     return f"histogram_quantile({q}, sum by ({labels}) ({rate(metric, LINE)}))"
 
 
+def labels_table(title: str, description: str, expr: str, width: int) -> Panel:
+    """A table of an info metric's labels, one row per series (value and time hidden)."""
+    return Panel(
+        "table",
+        title,
+        description,
+        (Query(expr, instant=True),),
+        width=width,
+        height=5,
+        options={"showHeader": True, "cellHeight": "sm"},
+        transformations=[
+            {"id": "labelsToFields", "options": {"mode": "columns"}},
+            {
+                "id": "organize",
+                "options": {
+                    "excludeByName": {"Time": True, "Value": True, "__name__": True},
+                    "indexByName": {},
+                    "renameByName": {},
+                },
+            },
+        ],
+    )
+
+
 def with_budget_line(panel: Panel) -> Panel:
     """`panel` with its series named "budget" drawn as a dashed red line."""
     panel.overrides.append(
@@ -191,27 +215,13 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                     },
                 },
             ),
-            Panel(
-                "table",
+            labels_table(
                 "Engine",
                 "What each PC runs (`defectd_engine_info` labels): backend (tensorrt, "
                 "onnxruntime, torch, null), device, precision, max batch, model name and "
                 "version, and the backend runtime's version.",
-                (Query(f"defectd_engine_info{{{LINE}}}", instant=True),),
+                f"defectd_engine_info{{{LINE}}} == 1",
                 width=24,
-                height=5,
-                options={"showHeader": True, "cellHeight": "sm"},
-                transformations=[
-                    {"id": "labelsToFields", "options": {"mode": "columns"}},
-                    {
-                        "id": "organize",
-                        "options": {
-                            "excludeByName": {"Time": True, "Value": True, "__name__": True},
-                            "indexByName": {},
-                            "renameByName": {},
-                        },
-                    },
-                ],
             ),
         ),
     ),
@@ -427,26 +437,12 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                 Query(f"sum(increase(defectd_shadow_skipped_total{{{LINE}}}[15m]))", "skipped"),
                 unit="short",
             ),
-            Panel(
-                "table",
+            labels_table(
                 "Shadow run",
                 "The shadow run in progress (`defectd_shadow_info`): the live and the shadow "
                 "model.",
-                (Query(f"defectd_shadow_info{{{LINE}}} == 1", instant=True),),
+                f"defectd_shadow_info{{{LINE}}} == 1",
                 width=12,
-                height=5,
-                options={"showHeader": True, "cellHeight": "sm"},
-                transformations=[
-                    {"id": "labelsToFields", "options": {"mode": "columns"}},
-                    {
-                        "id": "organize",
-                        "options": {
-                            "excludeByName": {"Time": True, "Value": True, "__name__": True},
-                            "indexByName": {},
-                            "renameByName": {},
-                        },
-                    },
-                ],
             ),
         ),
     ),

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +36,6 @@ needs_onnx = pytest.mark.skipif(
     importlib.util.find_spec("onnx") is None,
     reason="the deliberately worse model is made with onnx (defectd[int8] or [train])",
 )
-
-
-@pytest.fixture
-def context() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    yield ctx
-    ctx.destroy(linger=0)
 
 
 def reload(config_path: Path, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:

@@ -4,7 +4,6 @@ with their defects, crops and a published coil event."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,6 @@ from defectd.daemon.tools.loopback import (
 from defectd.engines.synth import SyntheticLine
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def context() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    yield ctx
-    ctx.destroy(linger=0)
 
 
 def test_coils_their_defects_and_crops_reach_the_store(

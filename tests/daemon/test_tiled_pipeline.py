@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +25,6 @@ from defectd.engines.tiled_engine import TiledFrames, plan_frames
 
 pytestmark = pytest.mark.slow
 HEIGHT, WIDTH = 512, 3200  # 2 × 2 frames of the bundled model's 1600×256
-
-
-@pytest.fixture
-def context() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    yield ctx
-    ctx.destroy(linger=0)
 
 
 def _mosaics(count: int) -> list[np.ndarray]:

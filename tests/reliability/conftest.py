@@ -1,19 +1,9 @@
-"""Fixtures of the reliability tests: a ZeroMQ context, and segments in /dev/shm."""
+"""Helpers of the reliability tests: segments in /dev/shm (the ZeroMQ context fixture is
+tests/conftest.py's)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-
-import pytest
-import zmq
-
-
-@pytest.fixture
-def context() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    yield ctx
-    ctx.destroy(linger=0)
 
 
 def segments_of(pid: int) -> list[str]:

@@ -4,7 +4,6 @@ run and started again: every defect of every coil ends up in the database exactl
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,13 +22,6 @@ from defectd.engines.synth import SyntheticLine
 from tests.daemon.store.conftest import PostgresServer
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def context() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    yield ctx
-    ctx.destroy(linger=0)
 
 
 def test_a_database_outage_loses_nothing(

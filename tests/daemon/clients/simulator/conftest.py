@@ -1,19 +1,10 @@
-"""Fixtures for the simulator tests: a ZeroMQ context and a bound PULL socket, as the
-daemon's ingest would have."""
+"""Fixtures for the simulator tests: a bound PULL socket, as the daemon's ingest would have
+(on tests/conftest.py's ZeroMQ context)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import zmq
-
-
-@pytest.fixture
-def context() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
-    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    yield context
-    context.destroy(linger=0)
 
 
 @pytest.fixture
