@@ -47,6 +47,7 @@ GROUPS: tuple[CommandGroup, ...] = (
         (
             _command("run", "run the inspection daemon (what systemd starts)"),
             _command("check-config", "check a daemon config file; print the effective config"),
+            _command("reload", "re-read the config of the running daemon; swap models live"),
             _command("build-engine", "build and cache the TensorRT engine for this GPU"),
             _command("keygen", "write a ZeroMQ CURVE key pair for ingest or event sockets"),
         ),
@@ -58,7 +59,6 @@ GROUPS: tuple[CommandGroup, ...] = (
             _command("camera", "GenICam gateway: a GigE/USB3 Vision camera → defectd frames"),
             _command("tail", "print the daemon's defect, frame and status events as they come"),
             _command("coils", "coils in the defect store: list, show one, write its report"),
-            _command("reload", "re-read the config of the running daemon; swap models live"),
             _command("shadow", "a shadow run's comparison with the live model: table, picture"),
             _command("web", "the read-only web view: line status, live defects, coils"),
             _command("demo", "simulated line → the real daemon → a subscriber, scored"),
