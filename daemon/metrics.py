@@ -137,6 +137,7 @@ class Metrics:
     output_buffered: Gauge
     output_connected: Gauge
     config_generation: Gauge
+    camera_configured: Gauge
     model_swap_failed: Gauge
     shadow_info: Gauge
 
@@ -307,17 +308,14 @@ class Metrics:
         """defectd's version and the Python version (supervisor, once)."""
         self.build_info.labels(version=version, python=python).set(1)
 
-    def init_series(
-        self, classes: Iterable[str] = (), kinds: Iterable[str] = (), now: float | None = None
+    def init_cameras(
+        self, cameras: Iterable[str], classes: Iterable[str], now: float | None = None
     ) -> None:
-        """Create every known series at 0 (supervisor, once at start).
-
-        Series that appear only on their first event break ``rate()`` and hide "never happened"
-        from alerts. Each configured camera's last-frame time starts at `now` (default: the
-        wall clock), so "camera silent for 10 s" also fires for a camera that never sent.
-        """
+        """Create `cameras`' series at 0, their last-frame time at `now` (default: the wall
+        clock): at start for every camera, on a reload for the cameras it added (so "camera
+        silent" fires for one that never sends; the others' times are left alone)."""
         stamp = self.wall_clock() if now is None else now
-        cameras = sorted(self.cameras)
+        classes = tuple(classes)
         for camera in cameras:
             for counter in (
                 self.frames_received,
@@ -332,6 +330,23 @@ class Metrics:
             for class_name in classes:
                 self.defects.labels(camera=camera, class_name=class_name)
             self.last_frame_timestamp.labels(camera=camera).set(stamp)
+            self.camera_configured.labels(camera=camera).set(1)
+
+    def camera_removed(self, camera: str) -> None:
+        """A reload removed `camera`: its "camera silent" alert is off (supervisor)."""
+        self.camera_configured.labels(camera=camera).set(0)
+
+    def init_series(
+        self, classes: Iterable[str] = (), kinds: Iterable[str] = (), now: float | None = None
+    ) -> None:
+        """Create every known series at 0 (supervisor, once at start).
+
+        Series that appear only on their first event break ``rate()`` and hide "never happened"
+        from alerts. Each configured camera's last-frame time starts at `now` (default: the
+        wall clock), so "camera silent for 10 s" also fires for a camera that never sent.
+        """
+        classes = tuple(classes)
+        self.init_cameras(sorted(self.cameras), classes, now)
         for reason in REJECT_REASONS:  # messages that name no configured camera
             self.frames_dropped.labels(camera=UNKNOWN_CAMERA, reason=reason)
         for kind in kinds:
@@ -504,6 +519,13 @@ def create_metrics(
             "Config reloads (defectd reload, SIGHUP), by outcome: applied, unchanged, refused "
             "(invalid config; the running one kept).",
             ("outcome",),
+        ),
+        camera_configured=gauge(
+            "camera_configured",
+            "1 for each camera in the running config, 0 for one a reload removed (the camera "
+            "silent alert looks only at configured cameras).",
+            camera,
+            "livemax",
         ),
         config_generation=gauge(
             "config_generation", "Config reloads applied since the daemon started.", (), "livemax"

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 RESEND_S = 2.0
 REPLY_WITHIN_S = RELOAD_TIMEOUT_S - 10.0  # answer before `defectd reload` gives up
-CONTROLLED = ("receiver", "inference", "postprocess")  # the stages that apply a Reconfigure
+CONTROLLED = ("receiver", "inference", "postprocess", "publisher")  # they apply a Reconfigure
 
 
 @dataclass
@@ -62,6 +62,7 @@ class Reloader:
     generation: int = 0
     assignment: dict[str, int] = field(default_factory=dict)
     model: str = ""  # "name version" serving now
+    classes: tuple[str, ...] = ()  # the model's class names (a swap keeps them)
     _target: DaemonConfig | None = None  # the config last sent (None: nothing sent yet)
     _applied: dict[str, int] = field(default_factory=dict)  # stage name → its generation
     _swaps: dict[int, SwapOutcome] = field(default_factory=dict)
@@ -108,7 +109,12 @@ class Reloader:
             running = replace(running, model=model, engine=self.config.engine)
         self.config = running
         self.metrics.reloaded("applied", self.generation)
-        self.metrics.set_cameras(camera.id for camera in running.cameras)
+        ids = {camera.id for camera in running.cameras}
+        added = sorted(ids - self.metrics.cameras)
+        for removed in sorted(self.metrics.cameras - ids):
+            self.metrics.camera_removed(removed)
+        self.metrics.set_cameras(ids)
+        self.metrics.init_cameras(added, self.classes)
         lines = plan.lines()
         log.info("reload %d of %s:", self.generation, self.path)
         for line in lines:

@@ -261,6 +261,7 @@ class Supervisor:
             publish,
             router,
             model=f"{card.name} {card.version}",
+            classes=tuple(card.classes),
             environ=self._environ,
         )
 

@@ -413,6 +413,7 @@ class InferenceLoop:
         """Apply `config` (generation `generation`): thresholds and batching now, a model
         swap and a shadow run in the background."""
         previous, self.config = self.config, config
+        self._metrics.set_cameras(camera.id for camera in config.cameras)
         for batcher in self.batchers:
             batcher.max_wait_ms = config.batching.max_wait_ms
         serving = self.stage.model

@@ -30,7 +30,14 @@ from defectd.daemon.curve import (
 from defectd.daemon.events import CoilEvent, StatusEvent, TopicSequencer, encode
 from defectd.daemon.metrics import Metrics, create_metrics
 from defectd.daemon.ratelimit import RateLimitedLog
-from defectd.daemon.stages.common import Reporter, StageSpec, bind_ipc, serve, start_stage
+from defectd.daemon.stages.common import (
+    ControlInbox,
+    Reporter,
+    StageSpec,
+    bind_ipc,
+    serve,
+    start_stage,
+)
 from defectd.daemon.stages.postprocess import Published
 
 log = logging.getLogger(__name__)
@@ -149,7 +156,13 @@ def run_publisher(spec: StageSpec) -> None:
     else:
         log.info("publishing events on %s", config.publish.bind)
 
+    control = ControlInbox(context, spec)
+
     def drain(wait_ms: int) -> int:
+        update = control.poll()
+        if update is not None:  # cameras added by a reload count under their own names
+            metrics.set_cameras(camera.id for camera in update.config.cameras)
+            reporter.applied(update.generation)
         if not inbox.poll(wait_ms):
             return 0
         for count in range(_DRAIN):
@@ -166,6 +179,7 @@ def run_publisher(spec: StageSpec) -> None:
         reporter.flush(final=True)
         reporter.close()
         inbox.close(linger=0)
+        control.close()
         if watch is not None:
             watch.close()
         pub.close()

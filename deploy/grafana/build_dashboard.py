@@ -248,7 +248,9 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                 "counts from the daemon's start.",
                 Query(
                     f"time() - max by (instance, camera) "
-                    f"(defectd_last_frame_timestamp_seconds{{{CAMERA}}})",
+                    f"(defectd_last_frame_timestamp_seconds{{{CAMERA}}}) "
+                    "and on (instance, camera) "
+                    f"max by (instance, camera) (defectd_camera_configured{{{CAMERA}}}) == 1",
                     "{{camera}} ({{instance}})",
                 ),
                 unit="s",

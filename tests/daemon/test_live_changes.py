@@ -114,6 +114,10 @@ def test_reload_adds_and_removes_cameras_and_refuses_a_bad_file(
         exposition = daemon.metrics()
         assert metric(exposition, "defectd_reloads_total", outcome="applied") == 2
         assert metric(exposition, "defectd_reloads_total", outcome="refused") == 1
+        # cam1's "silent" alert is off; cam2 has its series since the reload.
+        assert metric(exposition, "defectd_camera_configured", camera="cam1") == 0
+        assert metric(exposition, "defectd_camera_configured", camera="cam2") == 1
+        assert metric(exposition, "defectd_frames_processed_total", camera="cam2") == 6
         assert daemon.stop() == 0
     seen = subscriber.summaries()
     assert sorted(s for c, s in seen if c == "cam2") == list(range(1, 7))

@@ -246,10 +246,10 @@ def _populated_registry() -> CollectorRegistry:
 def test_names_follow_prometheus_conventions() -> None:
     families = list(_populated_registry().collect())
     # 19, then the defect store (7: rows, spooled, replayed, dropped, up, coils closed, coil
-    # anomalies), the outputs (4: delivered, dropped, buffered, connected), live changes (4:
-    # reloads, config generation, model swaps, swap failed) and shadow runs (5: frames,
-    # pixels, found, skipped, info)
-    assert len(families) == 39
+    # anomalies), the outputs (4: delivered, dropped, buffered, connected), live changes (5:
+    # reloads, config generation, model swaps, swap failed, cameras configured) and shadow
+    # runs (5: frames, pixels, found, skipped, info)
+    assert len(families) == 40
     for family in families:
         assert family.name.startswith(PREFIX), family.name
         if family.type == "counter":
