@@ -187,34 +187,41 @@ class RejectionWatch:
         self._watched: list[tuple[zmq.Socket[bytes], zmq.Socket[bytes], str, bool]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
         self._log = RateLimitedLog(log, period_s=10.0)
 
     def watch(self, sock: zmq.Socket[bytes], name: str, server: bool = True) -> None:
-        """Watch `sock` (call before bind/connect and before `start`). `server` False: the
-        daemon is the client, so a failure is logged (the peer refused us), not counted."""
+        """Watch `sock` (call before its bind/connect; before or after `start`: a socket a
+        reload opens joins the running watch). `server` False: the daemon is the client, so
+        a failure is logged (the peer refused us), not counted."""
         monitor = sock.get_monitor_socket(self.EVENTS)
-        self._watched.append((sock, monitor, name, server))
+        with self._lock:  # the watch thread takes it over: the lock orders the hand-over
+            self._watched.append((sock, monitor, name, server))
 
     def start(self) -> RejectionWatch:
-        if self._watched:
-            self._thread = threading.Thread(target=self._run, name="curve-watch", daemon=True)
-            self._thread.start()
+        self._thread = threading.Thread(target=self._run, name="curve-watch", daemon=True)
+        self._thread.start()
         return self
 
     def _run(self) -> None:
         poller = zmq.Poller()
-        by_monitor = {}
-        for _, monitor, name, server in self._watched:
-            poller.register(monitor, zmq.POLLIN)
-            by_monitor[monitor] = (name, server)
+        by_monitor: dict[zmq.Socket[bytes], tuple[str, bool]] = {}
         while not self._stop.is_set():
+            with self._lock:
+                for _, monitor, name, server in self._watched[len(by_monitor) :]:
+                    poller.register(monitor, zmq.POLLIN)
+                    by_monitor[monitor] = (name, server)
+            if not by_monitor:
+                self._stop.wait(_WATCH_POLL_MS / 1000)
+                continue
             for monitor, _ in poller.poll(_WATCH_POLL_MS):
                 name, server = by_monitor[monitor]
                 try:
                     event = recv_monitor_message(monitor, zmq.NOBLOCK)
                 except zmq.Again:
                     continue
-                self._seen(name, server, event["event"], event["endpoint"])
+                if event["event"] & self.EVENTS:  # not MONITOR_STOPPED: a socket closed
+                    self._seen(name, server, event["event"], event["endpoint"])
 
     def _seen(self, name: str, server: bool, event: int, endpoint: bytes) -> None:
         reason = "unknown_key" if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH else "bad_handshake"

@@ -10,7 +10,6 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +39,6 @@ from defectd.daemon.tools.loopback import DaemonProcess, LoopbackPorts, free_por
 from tests.daemon.pipeline_helpers import HEIGHT, REPO, WIDTH, small_line
 
 Context = zmq.Context[zmq.Socket[bytes]]
-
-
-@pytest.fixture
-def context() -> Iterator[Context]:
-    ctx: Context = zmq.Context()
-    yield ctx
-    ctx.destroy(linger=0)
 
 
 @pytest.fixture
@@ -224,21 +216,29 @@ def _pusher(context: Context, endpoint: str, server: bytes, client: KeyPair | No
     return sock
 
 
+@pytest.mark.parametrize("late", [False, True], ids=["watched-at-start", "opened-by-a-reload"])
 def test_allow_list_lets_known_keys_in_and_counts_the_rest(
-    tmp_path: Path, keys: dict[str, Path], context: Context, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    keys: dict[str, Path],
+    context: Context,
+    caplog: pytest.LogCaptureFixture,
+    late: bool,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     daemon = load_key_pair(keys["daemon"])
     refused: list[tuple[str, str]] = []
     auth = start_authenticator(context, tmp_path / "ingest")
     watch = RejectionWatch(lambda socket, reason: refused.append((socket, reason)))
+    if late:  # a socket a reload opens joins the watch already running
+        watch.start()
     pull = context.socket(zmq.PULL)
     pull.setsockopt(zmq.LINGER, 0)
     make_server(pull, daemon)
     watch.watch(pull, "ingest")
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     pull.bind(endpoint)
-    watch.start()
+    if not late:
+        watch.start()
     senders = []
     try:
         good = _pusher(context, endpoint, daemon.public, load_key_pair(keys["cam_ok"]))
