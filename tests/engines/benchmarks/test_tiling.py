@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from defectd.daemon.cli import main
-from defectd.engines.benchmarks.tiling import format_markdown, run_tiling_bench
+from defectd.engines.benchmarks.tiling import TARGET_KEPT, format_markdown, run_tiling_bench
 
 
 def test_the_tiled_path_is_timed_beside_the_bare_engine(tiny_model: Path) -> None:
@@ -18,7 +18,10 @@ def test_the_tiled_path_is_timed_beside_the_bare_engine(tiny_model: Path) -> Non
     assert (result.tiles_per_frame, result.frames_per_call) == (4, 1)
     assert result.bare_tiles_per_s > 0 and result.tiled_tiles_per_s > 0
     assert result.tiled_tiles_per_s == pytest.approx(4 * result.tiled_frames_per_s)
-    assert 0 < result.kept < 2
+    # kept is a ratio of two timings, which tests never judge (a loaded CI machine gave 2.2
+    # against the 2 once asserted here); the record carries it with its target.
+    record = result.to_dict()
+    assert record["kept"] > 0 and record["target_kept"] == TARGET_KEPT
     text = format_markdown(result)
     assert "| bare engine on cut tiles |" in text and "of the bare engine's tile rate" in text
 
