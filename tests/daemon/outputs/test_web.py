@@ -434,7 +434,11 @@ def test_the_line_page_follows_the_real_daemon_in_a_browser(tmp_path: Path) -> N
             assert console_errors(driver) == []
             line_png = _screenshot(driver, "web-line.png", tmp_path)
 
-            driver.find_element(By.CSS_SELECTOR, "#coils a[href^='/coils/C-A']").click()
+            # Clicked in the page, in one step: the coils table is redrawn as it refreshes, so
+            # an element found first can be gone (stale) by the time it is clicked.
+            driver.execute_script(
+                "document.querySelector(\"#coils a[href^='/coils/C-A']\").click();"
+            )
             wait_until(
                 driver,
                 lambda d: "Coil C-A" in d.find_element(By.TAG_NAME, "h1").text,
